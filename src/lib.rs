@@ -7,7 +7,9 @@
 //! `check` (closure inside the image). The library never prints and never exits;
 //! the binary (`main.rs`) maps [`error::Error`] to the documented exit statuses.
 
+pub mod apply;
 pub mod bom;
+pub mod build;
 pub mod check;
 pub mod deps;
 pub mod elf;
@@ -16,3 +18,4 @@ pub mod fs;
 pub mod instance;
 pub mod ldso;
 pub mod plan;
+pub mod report;

@@ -1,1 +1,208 @@
-//! (to be written)
+//! `check`: is every ELF file in an image complete inside that image? Each
+//! file's libraries are resolved with the image as the sysroot, as its loader
+//! would see the image at run time (the image's own ld.so.cache if it has one,
+//! never the host's), and every symlink is followed inside the image.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::deps::{LoaderConfig, Missing};
+use crate::elf;
+use crate::error::{Error, Result, Status};
+use crate::fs::ImageRoot;
+use crate::ldso::{Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
+
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+/// Link hops before a chain is declared a loop (the kernel's limit).
+const MAX_HOPS: usize = 40;
+
+/// A symlink in the image whose target does not exist inside the image.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DanglingLink {
+    pub link: PathBuf,
+    pub target: PathBuf,
+}
+
+/// What `check` found. Paths are image paths.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    pub elf_files: usize,
+    pub missing: Vec<Missing>,
+    /// (file, interpreter) pairs whose interpreter is not in the image.
+    pub missing_interpreters: Vec<(PathBuf, String)>,
+    pub dangling_links: Vec<DanglingLink>,
+    pub warnings: Vec<String>,
+}
+
+impl CheckReport {
+    /// True when nothing is missing.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty() && self.missing_interpreters.is_empty()
+    }
+}
+
+/// Checks the image at `root`. With a loader config, a file whose
+/// interpreter is configured searches the configured lib dirs (inside the
+/// image) first, as the Occlum loader would.
+pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
+    if !root.is_dir() {
+        return Err(Error::new(
+            Status::NotFound,
+            format!("{} is not a directory", root.display()),
+        ));
+    }
+    let mut report = CheckReport::default();
+    let (files, links) = walk(root, &mut report.warnings);
+    let image = ImageRoot::new(root);
+    report.dangling_links = links
+        .par_iter()
+        .filter_map(|l| dangling(&image, l))
+        .collect();
+    let elves: Vec<_> = files
+        .par_iter()
+        .filter_map(|p| match elf::read_file(&root.join(p.strip_prefix("/").unwrap_or(p))) {
+            Ok(Some(e)) if e.kind == ET_EXEC || e.kind == ET_DYN => Some(Ok((p.clone(), e))),
+            Ok(_) => None,
+            Err(e) => Some(Err(format!("{}: {e}", p.display()))),
+        })
+        .collect();
+    let mut subjects = Vec::new();
+    for e in elves {
+        match e {
+            Ok(s) => subjects.push(s),
+            Err(w) => report.warnings.push(w),
+        }
+    }
+    report.elf_files = subjects.len();
+    let interps: BTreeSet<&str> = subjects.iter().filter_map(|(_, e)| e.interp.as_deref()).collect();
+    let default_interp = (interps.len() == 1).then(|| interps.iter().next().map(|s| s.to_string())).flatten();
+    let resolver = Resolver::new(ResolverOptions {
+        sysroot: root.to_path_buf(),
+        library_path: Vec::new(),
+        use_cache: true,
+    });
+    let results: Vec<_> = subjects
+        .par_iter()
+        .map(|(path, e)| {
+            let interp = e.interp.clone().or_else(|| default_interp.clone());
+            let spec = interp.as_deref().map(|i| spec_in_image(i, config));
+            (path, interp, resolver.resolve(path, spec.as_ref()))
+        })
+        .collect();
+    let mut missing = BTreeSet::new();
+    let mut no_interp = BTreeSet::new();
+    for (path, interp, res) in results {
+        match res {
+            Ok(res) => {
+                for d in res.libs.iter().filter(|d| d.path.is_none()) {
+                    if matches!(d.via, Via::Loader) {
+                        no_interp.insert((path.clone(), interp.clone().unwrap_or_default()));
+                    } else {
+                        missing.insert(Missing {
+                            name: d.name.clone(),
+                            needed_by: d.needed_by.clone(),
+                            searched: d.searched.clone(),
+                            listed: true,
+                        });
+                    }
+                }
+            }
+            Err(e) => report.warnings.push(format!("{}: {e}", path.display())),
+        }
+    }
+    report.missing = dedup_by_needer(missing);
+    report.missing_interpreters = no_interp.into_iter().collect();
+    Ok(report)
+}
+
+/// The same library missing for the same requester is reported once.
+fn dedup_by_needer(missing: BTreeSet<Missing>) -> Vec<Missing> {
+    let mut seen: HashMap<(String, PathBuf), ()> = HashMap::new();
+    missing
+        .into_iter()
+        .filter(|m| seen.insert((m.name.clone(), m.needed_by.clone()), ()).is_none())
+        .collect()
+}
+
+/// Inside the image the interpreter path already holds the (Occlum) loader;
+/// its configured lib dirs are searched first.
+fn spec_in_image(interp: &str, config: &LoaderConfig) -> LoaderSpec {
+    LoaderSpec {
+        interp: interp.to_string(),
+        flavor: Flavor::of_interp(interp),
+        library_path: config.for_interp(interp).map(|c| {
+            let mut dirs = vec![c.image_lib_dir().to_string_lossy().into_owned()];
+            dirs.extend(c.lib_dirs.iter().cloned());
+            dirs
+        }),
+    }
+}
+
+/// Regular files and symlinks of the image, as image paths, sorted.
+fn walk(root: &Path, warnings: &mut Vec<String>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut files = Vec::new();
+    let mut links = Vec::new();
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                warnings.push(e.to_string());
+                continue;
+            }
+        };
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let image_path = Path::new("/").join(rel);
+        if entry.path_is_symlink() {
+            links.push(image_path);
+        } else if entry.file_type().is_file() {
+            files.push(image_path);
+        }
+    }
+    (files, links)
+}
+
+/// Follows `link` inside the image; Some when the chain ends nowhere.
+fn dangling(image: &ImageRoot, link: &Path) -> Option<DanglingLink> {
+    let mut current = link.to_path_buf();
+    for _ in 0..MAX_HOPS {
+        let host = image.host_path(&current).ok()?;
+        let meta = match host.symlink_metadata() {
+            Ok(m) => m,
+            Err(_) => {
+                return Some(DanglingLink {
+                    link: link.to_path_buf(),
+                    target: current,
+                });
+            }
+        };
+        if !meta.file_type().is_symlink() {
+            return None;
+        }
+        let target = std::fs::read_link(&host).ok()?;
+        let base = current.parent().unwrap_or(Path::new("/"));
+        current = clamped(&base.join(target));
+    }
+    None
+}
+
+/// Lexical normalisation where `..` stops at the image's `/`, as the kernel
+/// treats `/..` inside a chroot.
+fn clamped(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}

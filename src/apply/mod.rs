@@ -1,0 +1,186 @@
+//! Writing the planned image: every check against the root's current state
+//! first, then directories, links, files (in parallel) and finally directory
+//! metadata. Every write goes through [`ImageRoot`], so it lands inside the
+//! root whatever links the root already holds.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result, Status};
+use crate::fs::{self, CopyOptions, ImageRoot, Outcome};
+use crate::plan::image::{ImageMap, Node, NodeKind};
+use crate::plan::{Op, Plan};
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub files_copied: u64,
+    pub files_unchanged: u64,
+    pub libraries: u64,
+    pub links: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    copied: AtomicU64,
+    unchanged: AtomicU64,
+    libraries: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Writes `map` into `root`. `progress` is called once per file written or
+/// found unchanged.
+pub fn apply(
+    plan: &Plan,
+    map: &ImageMap,
+    root: &ImageRoot,
+    opts: &CopyOptions,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Summary> {
+    check_existing(map, root)?;
+    let mut summary = Summary::default();
+    mkdir(root, Path::new("/"))?;
+    for (path, node) in &map.nodes {
+        if node.kind == NodeKind::Dir {
+            mkdir(root, path)?;
+            summary.dirs += 1;
+        }
+    }
+    for (path, node) in &map.nodes {
+        if let NodeKind::Link { target } = &node.kind {
+            link(root, path, target)?;
+            summary.links += 1;
+        }
+    }
+    root.forget_links();
+    let counters = Counters::default();
+    let files: Vec<_> = map
+        .nodes
+        .iter()
+        .filter_map(|(p, n)| match &n.kind {
+            NodeKind::File { src } => Some((p, n, src)),
+            _ => None,
+        })
+        .collect();
+    files.par_iter().try_for_each(|(path, node, src)| {
+        copy(plan, root, path, node, src, opts, &counters)?;
+        progress();
+        Ok::<(), Error>(())
+    })?;
+    set_dir_metadata(plan, map, root, opts)?;
+    summary.files_copied = counters.copied.into_inner();
+    summary.files_unchanged = counters.unchanged.into_inner();
+    summary.libraries = counters.libraries.into_inner();
+    summary.bytes = counters.bytes.into_inner();
+    Ok(summary)
+}
+
+/// Refuses, before the first write, what would fail halfway: a link or file
+/// over an existing directory, a directory over an existing file.
+fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
+    for (path, node) in &map.nodes {
+        let host = root.host_path(path).map_err(|e| write_error(&node.kind, path, e))?;
+        let Ok(meta) = host.symlink_metadata() else {
+            continue;
+        };
+        let problem = match &node.kind {
+            NodeKind::Dir if !meta.is_dir() && !host.is_dir() => Some("is a file in the root"),
+            NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
+                Some("is a directory in the root and cannot be replaced")
+            }
+            _ => None,
+        };
+        if let Some(p) = problem {
+            let e = std::io::Error::other(format!("{} {p}", path.display()));
+            return Err(write_error(&node.kind, path, e));
+        }
+    }
+    Ok(())
+}
+
+fn write_error(kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
+    let status = match kind {
+        NodeKind::Dir => Status::Dir,
+        NodeKind::Link { .. } => Status::Link,
+        NodeKind::File { .. } => Status::FileCopy,
+    };
+    Error::new(status, format!("cannot create {} in the image: {e}", path.display()))
+}
+
+fn mkdir(root: &ImageRoot, path: &Path) -> Result<PathBuf> {
+    root.create_dir_all(path)
+        .map_err(|e| write_error(&NodeKind::Dir, path, e))
+}
+
+fn parent_dir(root: &ImageRoot, path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        mkdir(root, parent)?;
+    }
+    Ok(())
+}
+
+fn link(root: &ImageRoot, path: &Path, target: &Path) -> Result<()> {
+    let kind = NodeKind::Link {
+        target: target.to_path_buf(),
+    };
+    parent_dir(root, path)?;
+    let host = root.host_path(path).map_err(|e| write_error(&kind, path, e))?;
+    fs::make_symlink(target, &host).map_err(|e| write_error(&kind, path, e))?;
+    Ok(())
+}
+
+fn copy(
+    plan: &Plan,
+    root: &ImageRoot,
+    path: &Path,
+    node: &Node,
+    src: &Path,
+    opts: &CopyOptions,
+    counters: &Counters,
+) -> Result<()> {
+    parent_dir(root, path)?;
+    let host = root.host_path(path).map_err(|e| write_error(&node.kind, path, e))?;
+    let outcome = fs::copy_file(src, &host, opts).map_err(|e| {
+        Error::new(
+            Status::FileCopy,
+            format!("cannot copy {} to {}: {e}", src.display(), path.display()),
+        )
+    })?;
+    match outcome {
+        Outcome::Copied { bytes } => {
+            counters.copied.fetch_add(1, Ordering::Relaxed);
+            counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        Outcome::Unchanged => {
+            counters.unchanged.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if matches!(plan.ops.get(node.op).map(|p| &p.op), Some(Op::CopyLibrary { .. })) {
+        counters.libraries.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Gives the directories of dir copies their source mode and mtime, deepest
+/// first, after their contents are written (writing would change the mtime).
+fn set_dir_metadata(plan: &Plan, map: &ImageMap, root: &ImageRoot, opts: &CopyOptions) -> Result<()> {
+    for (path, node) in map.nodes.iter().rev() {
+        let (NodeKind::Dir, Some(e)) = (&node.kind, node.entry) else {
+            continue;
+        };
+        let Some(Op::CopyDir { entries, .. }) = plan.ops.get(node.op).map(|p| &p.op) else {
+            continue;
+        };
+        let Some(entry) = entries.get(e) else {
+            continue;
+        };
+        let host = root.host_path(path).map_err(|err| write_error(&node.kind, path, err))?;
+        fs::copy_dir_metadata(entry, &host, opts).map_err(|err| write_error(&node.kind, path, err))?;
+    }
+    Ok(())
+}
