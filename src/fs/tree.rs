@@ -135,6 +135,8 @@ impl Scanner<'_> {
             } else {
                 match fs::metadata(host) {
                     Ok(meta) => (referent_kind(host, &meta, true)?, meta),
+                    // rsync: "see if file is excluded before reporting an error".
+                    Err(_) if self.excluded_either_way(&visit.rel) => return Ok(()),
                     Err(err) => {
                         let why = format!(
                             "symlink to {} has no referent ({err}), skipped",
@@ -200,6 +202,10 @@ impl Scanner<'_> {
             });
         }
         Ok(())
+    }
+
+    fn excluded_either_way(&self, rel: &Path) -> bool {
+        self.excludes.is_excluded(rel, false) || self.excludes.is_excluded(rel, true)
     }
 
     fn warn(&mut self, path: &Path, reason: &str) {
