@@ -219,3 +219,25 @@ fn a_top_link_is_followed_and_bad_sources_are_errors() {
     let file = lib.join("libz.so.1.2");
     assert!(scan_tree(&file, true, &no_excludes()).is_err());
 }
+
+#[test]
+fn special_files_are_skipped_with_a_warning_unless_excluded() {
+    let (_dir, lib) = fixture();
+    let fifo = lib.join("pipe");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    let scan = scan_tree(&lib, true, &no_excludes()).unwrap();
+    assert!(!rels(&scan).contains(&"pipe".to_string()));
+    assert!(
+        scan.warnings
+            .iter()
+            .any(|w| w.contains("pipe") && w.contains("not a regular file"))
+    );
+    let excludes = Excludes::new(&["pipe".to_string(), "dangling".to_string()]).unwrap();
+    assert!(
+        scan_tree(&lib, true, &excludes)
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+}

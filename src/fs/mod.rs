@@ -4,6 +4,13 @@
 //! incrementally (same size and mtime → left alone), like `rsync -a`, without running any program.
 //!
 //! Every `io::Error` returned here already names its path ("PATH: reason"), so it can be printed as is.
+//!
+//! An applier uses it in this order: [`normalize_image_path`] each destination (rejecting escapes
+//! before any write), [`ImageRoot::host_path`] or [`ImageRoot::create_dir_all`] to find it on the
+//! host, then [`copy_file`] / [`make_symlink`]; after creating links call
+//! [`ImageRoot::forget_links`], since later paths may now resolve through them. A dir copy is
+//! [`scan_tree`], its entries written parents first, then [`copy_dir_metadata`] on each directory
+//! children first (writing a child changes its parent's mtime).
 
 mod copy;
 mod excludes;

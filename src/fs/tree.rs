@@ -91,19 +91,15 @@ pub fn scan_tree(src: &Path, contents_only: bool, excludes: &Excludes) -> io::Re
         Some(name) if !contents_only => PathBuf::from(name),
         _ => PathBuf::new(),
     };
-    if top_rel.as_os_str().is_empty() {
-        scanner.push_children(src, &top_rel, &Rc::new(Vec::new()), dir_id(&meta))?;
-    } else {
+    if !top_rel.as_os_str().is_empty() {
         scanner.top_depth = 1;
         if excludes.is_excluded(&top_rel, true) {
             return Ok(scanner.scan);
         }
-        scanner
-            .scan
-            .entries
-            .push(entry(top_rel.clone(), EntryKind::Dir, &meta));
-        scanner.push_children(src, &top_rel, &Rc::new(Vec::new()), dir_id(&meta))?;
+        let top = entry(top_rel.clone(), EntryKind::Dir, &meta);
+        scanner.scan.entries.push(top);
     }
+    scanner.push_children(src, &top_rel, &Rc::new(Vec::new()), dir_id(&meta))?;
     while let Some(visit) = scanner.stack.pop() {
         scanner.visit(visit)?;
     }
@@ -156,14 +152,14 @@ impl Scanner<'_> {
 
     fn add(&mut self, visit: Visit, kind: EntryKind, meta: &Metadata) -> io::Result<()> {
         let is_dir = kind == EntryKind::Dir;
+        if self.excludes.is_excluded(&visit.rel, is_dir) {
+            return Ok(());
+        }
         if !is_dir && !meta.is_file() && !matches!(kind, EntryKind::Symlink { .. }) {
             self.warn(
                 &visit.host,
                 "not a regular file, directory or symlink, skipped",
             );
-            return Ok(());
-        }
-        if self.excludes.is_excluded(&visit.rel, is_dir) {
             return Ok(());
         }
         if is_dir && visit.ancestors.contains(&dir_id(meta)) {
