@@ -1,0 +1,268 @@
+//! Scanning the source of a dir copy as `rsync -a --copy-unsafe-links` would transfer it: relative
+//! links that stay inside the copied tree are kept, every other link is replaced by what it points to.
+
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+use filetime::FileTime;
+
+use super::excludes::Excludes;
+use super::{path_error, path_problem};
+
+/// What an entry of a copied tree becomes in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    /// A regular file; `src` is the file to read (for a dereferenced link, its canonical referent).
+    File {
+        src: PathBuf,
+    },
+    /// A link kept as a link, its target verbatim.
+    Symlink {
+        target: PathBuf,
+    },
+}
+
+/// One entry of a copied tree, with the source metadata the copy keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// The path below the destination directory.
+    pub rel: PathBuf,
+    pub kind: EntryKind,
+    /// `st_mode` as read (file type included; the copy keeps `mode & 0o7777`).
+    pub mode: u32,
+    pub mtime: FileTime,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+}
+
+/// The entries of a dir copy, parents before children, and what was skipped and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeScan {
+    pub entries: Vec<TreeEntry>,
+    /// "PATH: reason" for each skipped entry (dangling unsafe links, loops, special files).
+    pub warnings: Vec<String>,
+}
+
+/// A directory's identity, to notice a dereferenced link leading back to one of its ancestors.
+type DirId = (u64, u64);
+
+/// A source path still to look at: where it is on the host, where it goes, which dirs contain it.
+struct Visit {
+    host: PathBuf,
+    rel: PathBuf,
+    ancestors: Rc<Vec<DirId>>,
+}
+
+/// Scan the source `src` of a dir copy. With `contents_only` (the bom wrote "src/") entries are
+/// relative to the destination directory, which keeps its own metadata; otherwise they start with
+/// `src`'s own name ("a/lib" gives "lib", then "lib/…"), as rsync names them.
+///
+/// The copied tree is `src` itself (a link at `src` is followed). A relative link whose target stays
+/// inside it is kept; an absolute one or one leading outside is replaced by its referent (a dir is
+/// scanned as a dir); a dangling one of those is skipped with a warning. rsync judges "inside" from
+/// the transfer root, the parent of `src` without a trailing '/', and so can keep a link that dangles
+/// in the image; we judge from `src`, so every kept link points into the copy.
+///
+/// `excludes` see the same relative paths as in rsync ("lib/…" for "a/lib", so "/lib/x" is anchored
+/// and "lib" alone excludes the whole copy); an excluded directory is not descended into. The order
+/// is deterministic: depth first, siblings sorted by name.
+pub fn scan_tree(src: &Path, contents_only: bool, excludes: &Excludes) -> io::Result<TreeScan> {
+    let meta = fs::metadata(src).map_err(|err| path_error(src, err))?;
+    if !meta.is_dir() {
+        return Err(path_problem(
+            src,
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    let mut scanner = Scanner {
+        excludes,
+        top_depth: 0,
+        scan: TreeScan::default(),
+        stack: Vec::new(),
+    };
+    let top_rel = match src.file_name() {
+        Some(name) if !contents_only => PathBuf::from(name),
+        _ => PathBuf::new(),
+    };
+    if !top_rel.as_os_str().is_empty() {
+        scanner.top_depth = 1;
+        if excludes.is_excluded(&top_rel, true) {
+            return Ok(scanner.scan);
+        }
+        let top = entry(top_rel.clone(), EntryKind::Dir, &meta);
+        scanner.scan.entries.push(top);
+    }
+    scanner.push_children(src, &top_rel, &Rc::new(Vec::new()), dir_id(&meta))?;
+    while let Some(visit) = scanner.stack.pop() {
+        scanner.visit(visit)?;
+    }
+    Ok(scanner.scan)
+}
+
+struct Scanner<'a> {
+    excludes: &'a Excludes,
+    /// How many leading components of `rel` name the copied tree itself (1 for "lib/…", else 0).
+    top_depth: usize,
+    scan: TreeScan,
+    /// Visits still to do, the next one last.
+    stack: Vec<Visit>,
+}
+
+impl Scanner<'_> {
+    fn visit(&mut self, visit: Visit) -> io::Result<()> {
+        let host = &visit.host;
+        let lmeta = fs::symlink_metadata(host).map_err(|err| path_error(host, err))?;
+        let (kind, meta) = if lmeta.file_type().is_symlink() {
+            let target = fs::read_link(host).map_err(|err| path_error(host, err))?;
+            let depth = visit
+                .rel
+                .components()
+                .count()
+                .saturating_sub(self.top_depth + 1);
+            if stays_inside(&target, depth) {
+                (EntryKind::Symlink { target }, lmeta)
+            } else {
+                match fs::metadata(host) {
+                    Ok(meta) => (referent_kind(host, &meta, true)?, meta),
+                    // rsync: "see if file is excluded before reporting an error".
+                    Err(_) if self.excluded_either_way(&visit.rel) => return Ok(()),
+                    Err(err) => {
+                        let why = format!(
+                            "symlink to {} has no referent ({err}), skipped",
+                            target.display()
+                        );
+                        self.warn(host, &why);
+                        return Ok(());
+                    }
+                }
+            }
+        } else {
+            let kind = referent_kind(host, &lmeta, false)?;
+            (kind, lmeta)
+        };
+        self.add(visit, kind, &meta)
+    }
+
+    fn add(&mut self, visit: Visit, kind: EntryKind, meta: &Metadata) -> io::Result<()> {
+        let is_dir = kind == EntryKind::Dir;
+        if self.excludes.is_excluded(&visit.rel, is_dir) {
+            return Ok(());
+        }
+        if !is_dir && !meta.is_file() && !matches!(kind, EntryKind::Symlink { .. }) {
+            self.warn(
+                &visit.host,
+                "not a regular file, directory or symlink, skipped",
+            );
+            return Ok(());
+        }
+        if is_dir && visit.ancestors.contains(&dir_id(meta)) {
+            self.warn(
+                &visit.host,
+                "symlink leads back to a directory being copied (a loop), skipped",
+            );
+            return Ok(());
+        }
+        self.scan.entries.push(entry(visit.rel.clone(), kind, meta));
+        if is_dir {
+            self.push_children(&visit.host, &visit.rel, &visit.ancestors, dir_id(meta))?;
+        }
+        Ok(())
+    }
+
+    /// Queue the children of the directory `host` (whose identity is `id`), sorted by name.
+    fn push_children(
+        &mut self,
+        host: &Path,
+        rel: &Path,
+        ancestors: &Rc<Vec<DirId>>,
+        id: DirId,
+    ) -> io::Result<()> {
+        let mut chain = Vec::clone(ancestors);
+        chain.push(id);
+        let chain = Rc::new(chain);
+        let mut names = read_names(host)?;
+        // Reverse order: the stack pops the first name first.
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        for name in names {
+            self.stack.push(Visit {
+                host: host.join(&name),
+                rel: rel.join(&name),
+                ancestors: Rc::clone(&chain),
+            });
+        }
+        Ok(())
+    }
+
+    fn excluded_either_way(&self, rel: &Path) -> bool {
+        self.excludes.is_excluded(rel, false) || self.excludes.is_excluded(rel, true)
+    }
+
+    fn warn(&mut self, path: &Path, reason: &str) {
+        self.scan
+            .warnings
+            .push(format!("{}: {reason}", path.display()));
+    }
+}
+
+/// The kind of what is at `host`: `meta` is its own metadata, or its referent's when `via_link`.
+fn referent_kind(host: &Path, meta: &Metadata, via_link: bool) -> io::Result<EntryKind> {
+    if meta.is_dir() {
+        Ok(EntryKind::Dir)
+    } else if via_link {
+        let src = fs::canonicalize(host).map_err(|err| path_error(host, err))?;
+        Ok(EntryKind::File { src })
+    } else {
+        Ok(EntryKind::File {
+            src: host.to_path_buf(),
+        })
+    }
+}
+
+fn read_names(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for item in fs::read_dir(dir).map_err(|err| path_error(dir, err))? {
+        names.push(item.map_err(|err| path_error(dir, err))?.file_name());
+    }
+    Ok(names)
+}
+
+/// rsync's lexical safety test: a relative target, read from a link `depth` directories below the top
+/// of the copied tree, never climbs above that top.
+fn stays_inside(target: &Path, depth: usize) -> bool {
+    let mut level = depth;
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => level += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match level.checked_sub(1) {
+                Some(up) => level = up,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    !target.as_os_str().is_empty()
+}
+
+fn dir_id(meta: &Metadata) -> DirId {
+    (meta.dev(), meta.ino())
+}
+
+fn entry(rel: PathBuf, kind: EntryKind, meta: &Metadata) -> TreeEntry {
+    TreeEntry {
+        rel,
+        kind,
+        mode: meta.mode(),
+        mtime: FileTime::from_last_modification_time(meta),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.len(),
+    }
+}
