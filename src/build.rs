@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use crate::apply::{self, Summary};
 use crate::bom;
+use crate::check::{self, CheckReport};
+use crate::manifest;
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing};
 use crate::error::{Error, Result, Status};
 use crate::fs::{CopyOptions, ImageRoot};
@@ -26,6 +28,11 @@ pub struct BuildOptions {
     pub allow_missing: bool,
     /// Missing libraries of files in copied dirs are errors, not warnings.
     pub strict: bool,
+    /// Write a JSON manifest of the image here.
+    pub manifest: Option<PathBuf>,
+    /// After writing, check that every ELF file in the image finds its
+    /// libraries inside the image.
+    pub check: bool,
 }
 
 /// The result of a run that got as far as a plan.
@@ -36,12 +43,15 @@ pub struct BuildOutcome {
     pub missing: Vec<Missing>,
     /// None for a dry run.
     pub summary: Option<Summary>,
+    /// The final check of the written image, when asked for.
+    pub check: Option<CheckReport>,
 }
 
 /// Plans the image and, unless it is a dry run, writes it. `progress` is
 /// called once per file written.
 pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<BuildOutcome> {
-    let (plan, map, warnings, missing) = plan_image(opts)?;
+    let (plan, map, mut warnings, missing, config) = plan_image(opts)?;
+    let mut check = None;
     let summary = if opts.dry_run {
         None
     } else {
@@ -49,17 +59,49 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         let copy = CopyOptions {
             preserve_owner: is_root_user(),
         };
-        Some(apply::apply(&plan, &map, &root, &copy, progress)?)
+        let summary = apply::apply(&plan, &map, &root, &copy, progress)?;
+        if let Some(path) = &opts.manifest {
+            manifest::write(path, &manifest::records(&plan, &map, &root)?)?;
+        }
+        if opts.check {
+            let report = check::check_image(&opts.root, &config)?;
+            final_check_verdict(&report, opts.strict, &mut warnings)?;
+            check = Some(report);
+        }
+        Some(summary)
     };
     Ok(BuildOutcome {
         plan,
         warnings,
         missing,
         summary,
+        check,
     })
 }
 
-type Planned = (Plan, ImageMap, Vec<String>, Vec<Missing>);
+/// What the final check found is reported as warnings (the image is written
+/// by then); with `--strict` an incomplete image is an error.
+fn final_check_verdict(report: &CheckReport, strict: bool, warnings: &mut Vec<String>) -> Result<()> {
+    for (file, interp) in &report.missing_interpreters {
+        warnings.push(format!("check: {} needs interpreter {interp}, which is not in the image", file.display()));
+    }
+    for m in &report.missing {
+        warnings.push(format!(
+            "check: {} needs {}, which is not in the image",
+            m.needed_by.display(),
+            m.name
+        ));
+    }
+    if strict && !report.is_complete() {
+        return Err(Error::new(
+            Status::MissingLibraries,
+            "the image is incomplete (see the warnings above)",
+        ));
+    }
+    Ok(())
+}
+
+type Planned = (Plan, ImageMap, Vec<String>, Vec<Missing>, LoaderConfig);
 
 fn plan_image(opts: &BuildOptions) -> Result<Planned> {
     let loaded = bom::load(&opts.bom, &opts.include_dirs, &|v| std::env::var(v).ok())?;
@@ -75,10 +117,11 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
             sysroot: opts.sysroot.clone(),
         },
     )?;
+    let config = LoaderConfig::load(opts.loader_config.as_deref())?;
     let deps_opts = DepsOptions {
         sysroot: opts.sysroot.clone(),
         library_path: opts.library_path.clone(),
-        config: LoaderConfig::load(opts.loader_config.as_deref())?,
+        config: config.clone(),
     };
     let libs = deps::add_libraries(&mut plan, &deps_opts)?;
     warnings.extend(libs.warnings);
@@ -91,7 +134,7 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         ));
     }
     let map = ImageMap::build(&plan)?;
-    Ok((plan, map, warnings, libs.missing))
+    Ok((plan, map, warnings, libs.missing, config))
 }
 
 /// Missing libraries of listed files are an error (unless allowed); those of

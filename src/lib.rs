@@ -17,5 +17,6 @@ pub mod error;
 pub mod fs;
 pub mod instance;
 pub mod ldso;
+pub mod manifest;
 pub mod plan;
 pub mod report;

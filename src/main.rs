@@ -55,6 +55,12 @@ struct BuildArgs {
     /// Missing libraries of files in copied dirs are errors instead of warnings.
     #[arg(long)]
     strict: bool,
+    /// Write a JSON manifest of every path in the image (with SHA-256) to this file.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Skip the final check that every ELF file in the image finds its libraries there.
+    #[arg(long)]
+    no_check: bool,
     /// Parallel copy jobs (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -192,6 +198,8 @@ fn run_build(args: BuildArgs) -> Result<(), Error> {
         library_path: args.resolve.library_path,
         allow_missing: args.allow_missing,
         strict: args.strict,
+        manifest: args.manifest,
+        check: !args.no_check,
     };
     let start = Instant::now();
     let bar = progress_bar();

@@ -1,0 +1,90 @@
+//! `--manifest FILE`: one JSON record per path the plan put in the image, with
+//! why it is there, in path order. Files are hashed (SHA-256, in parallel)
+//! only when a manifest is asked for.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result, Status};
+use crate::fs::ImageRoot;
+use crate::plan::image::{ImageMap, NodeKind};
+use crate::plan::{Op, Plan, sha256_file};
+
+/// One path of the image.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Record {
+    pub path: PathBuf,
+    /// "dir", "file" or "link".
+    pub kind: &'static str,
+    /// The host file copied, or the link's target.
+    pub source: Option<PathBuf>,
+    /// The bom entry (`file:line:column`), or the library's reason.
+    pub why: String,
+    pub size: u64,
+    pub mode: u32,
+    pub sha256: Option<String>,
+}
+
+/// Describes every path of `map` as written under `root`.
+pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Record>> {
+    let nodes: Vec<_> = map.nodes.iter().collect();
+    nodes
+        .par_iter()
+        .map(|(path, node)| {
+            let host = root.host_path(path).map_err(|e| fail(path, e))?;
+            let meta = host.symlink_metadata().map_err(|e| fail(path, e))?;
+            let (kind, source, sha256) = match &node.kind {
+                NodeKind::Dir => ("dir", None, None),
+                NodeKind::Link { target } => ("link", Some(target.clone()), None),
+                NodeKind::File { src } => {
+                    let h = sha256_file(&host).map_err(|e| fail(path, e))?;
+                    ("file", Some(src.clone()), Some(h))
+                }
+            };
+            Ok(Record {
+                path: path.to_path_buf(),
+                kind,
+                source,
+                why: why(plan, node.op),
+                size: if kind == "file" { meta.len() } else { 0 },
+                mode: meta.mode() & 0o7777,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+/// Writes the records as a JSON array.
+pub fn write(path: &Path, records: &[Record]) -> Result<()> {
+    let text = serde_json::to_string_pretty(records)
+        .map_err(|e| Error::new(Status::FileCopy, format!("manifest: {e}")))?;
+    std::fs::write(path, text + "\n").map_err(|e| {
+        Error::new(
+            Status::FileCopy,
+            format!("cannot write manifest {}: {e}", path.display()),
+        )
+    })
+}
+
+fn why(plan: &Plan, op: usize) -> String {
+    match plan.ops.get(op) {
+        Some(p) => match (&p.at, &p.op) {
+            (Some(at), _) => at.clone(),
+            (None, Op::CopyLibrary { name, needed_by, .. }) => {
+                format!("library {name} needed by {}", needed_by.display())
+            }
+            (None, _) => String::new(),
+        },
+        None => String::new(),
+    }
+}
+
+fn fail(path: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        Status::FileCopy,
+        format!("manifest: cannot read {} in the image: {e}", path.display()),
+    )
+}
