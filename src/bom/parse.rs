@@ -4,7 +4,9 @@ use std::path::Path;
 
 use serde_saphyr::{Location, MessageFormatter, Spanned};
 
-use super::raw::{Fields, Map, RawBom, RawCopy, RawFile, RawFileMap, RawLink, RawTarget, Text};
+use super::raw::{
+    Fields, Map, RawBom, RawCopy, RawFile, RawFileMap, RawLink, RawTarget, StrictBool, Text,
+};
 use super::{Bom, CopyEntry, FileEntry, Link, Located, Target, Warning, suggest, vars};
 use crate::error::{Error, SourceLoc, Status};
 
@@ -57,10 +59,29 @@ fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    let message = plain_words(&message);
     match err.location() {
         Some(l) => Error::at(Status::InvalidBom, &source_loc(path, &l), message),
         None => Error::new(Status::InvalidBom, format!("{}: {message}", path.display())),
     }
+}
+
+/// Rewords the parser's messages that speak of parser internals or of its API.
+fn plain_words(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`");
+    }
+    if message.starts_with("multiple YAML documents detected") {
+        return "a bom must be a single YAML document".to_string();
+    }
+    message
+        .replace("expected sequence start", "expected a list")
+        .replace("expected mapping start", "expected a map")
+        .replace("expected string scalar", "expected a string")
 }
 
 fn source_loc(path: &Path, l: &Location) -> SourceLoc {
@@ -184,7 +205,7 @@ impl Converter<'_> {
                 let exact = self.source_text(&raw.referenced).unwrap_or(shown);
                 return self.file_named(exact, loc);
             }
-            RawFile::Map(map) => map,
+            RawFile::Map(map) => *map,
         };
         self.warn_unknown::<RawFileMap>(&map.unknown, "files entry");
         let f = map.fields;
@@ -192,9 +213,22 @@ impl Converter<'_> {
         Ok(FileEntry {
             name: self.expand(name)?,
             hash: f.hash.map(|h| self.located(h)),
-            autodep: f.autodep.is_none_or(|a| a.value.0),
+            autodep: self.autodep(f.autodep)?,
             rename: f.rename.map(|r| self.expand(self.located(r))).transpose()?,
         })
+    }
+
+    /// `autodep`, true when absent.
+    fn autodep(&self, value: Option<Spanned<StrictBool>>) -> Result<bool, Error> {
+        let Some(value) = value else { return Ok(true) };
+        match value.value {
+            StrictBool::Bool(b) => Ok(b),
+            StrictBool::NotBool(found) => Err(Error::at(
+                Status::InvalidBom,
+                &self.loc(&value.referenced),
+                format!("autodep must be true or false (unquoted), not {found}"),
+            )),
+        }
     }
 
     fn file_named(&self, name: String, loc: SourceLoc) -> Result<FileEntry, Error> {
@@ -246,7 +280,7 @@ impl Converter<'_> {
                     return Err(Error::at(
                         Status::InvalidBom,
                         &loc,
-                        format!("a {field} item is null"),
+                        format!("a {field} item is null; expected a string"),
                     ));
                 }
             }

@@ -179,7 +179,7 @@ pub(super) enum RawFile {
     /// A plain scalar the parser read as a number or boolean; the caller takes
     /// its exact text from the source (`010` must stay `010`).
     Plain(String),
-    Map(Map<RawFileMap>),
+    Map(Box<Map<RawFileMap>>),
 }
 
 impl<'de> Deserialize<'de> for RawFile {
@@ -226,14 +226,20 @@ impl<'de> Visitor<'de> for RawFileVisitor {
         self.visit_unit()
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawFile, A::Error> {
-        MapVisitor(PhantomData).visit_map(map).map(RawFile::Map)
+        MapVisitor(PhantomData)
+            .visit_map(map)
+            .map(|m| RawFile::Map(Box::new(m)))
     }
 }
 
 /// A YAML boolean written as `true` or `false` (unquoted): `autodep: no` or
-/// `autodep: "false"` is an error, as in the original.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct StrictBool(pub bool);
+/// `autodep: "false"` is an error, as in the original. Other scalars are kept
+/// as `NotBool` (what was found) so the error can point at the value itself.
+#[derive(Debug, Clone)]
+pub(super) enum StrictBool {
+    Bool(bool),
+    NotBool(String),
+}
 
 impl<'de> Deserialize<'de> for StrictBool {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -250,6 +256,18 @@ impl Visitor<'_> for StrictBoolVisitor {
         f.write_str("an unquoted boolean, true or false")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<StrictBool, E> {
-        Ok(StrictBool(v))
+        Ok(StrictBool::Bool(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<StrictBool, E> {
+        Ok(StrictBool::NotBool(format!("the string {v:?}")))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<StrictBool, E> {
+        Ok(StrictBool::NotBool(format!("the number {v}")))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<StrictBool, E> {
+        Ok(StrictBool::NotBool(format!("the number {v}")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<StrictBool, E> {
+        Ok(StrictBool::NotBool(format!("the number {v}")))
     }
 }
