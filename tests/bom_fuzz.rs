@@ -108,3 +108,29 @@ fn the_valid_seed_loads() {
     assert_eq!(loaded.boms.len(), 2);
     assert_eq!(loaded.boms[0].targets[0].mkdirs[1].value, "/x");
 }
+
+/// Alias bombs and deep nesting hit the parser's budget instead of eating
+/// memory or the stack.
+#[test]
+fn hostile_yaml_is_rejected_quickly() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    bomb.push_str("targets: []\n");
+    let deep = format!("unknown: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    for text in [bomb, deep] {
+        let dir = TempDir::new().unwrap();
+        let top = dir.path().join("top.yaml");
+        fs::write(&top, &text).unwrap();
+        let err = load(&top, &[], &vars).unwrap_err();
+        assert!(
+            err.message.starts_with(&top.display().to_string()),
+            "{}",
+            err.message
+        );
+    }
+}

@@ -37,6 +37,33 @@ struct Node {
     edges: Vec<(usize, Located<String>)>,
 }
 
+/// The boms read so far, each once.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<Node>,
+    ids: HashMap<BomId, usize>,
+    warnings: Vec<Warning>,
+}
+
+impl Graph {
+    /// The index of the bom at `source`, read and parsed the first time it is seen.
+    fn node(&mut self, source: &Source, vars: Vars) -> Result<usize, Error> {
+        let id = identify(source)?;
+        if let Some(&index) = self.ids.get(&id) {
+            return Ok(index);
+        }
+        let (bom, warnings) = read(source, vars)?;
+        self.warnings.extend(warnings);
+        self.ids.insert(id, self.nodes.len());
+        self.nodes.push(Node {
+            bom,
+            embedded: matches!(source, Source::Embedded(_)),
+            edges: Vec::new(),
+        });
+        Ok(self.nodes.len() - 1)
+    }
+}
+
 /// Loads the bom at `top` and every bom it includes, directly or not.
 ///
 /// Returns them in processing order (SPEC A§2): breadth-first from `top`,
@@ -48,43 +75,20 @@ pub fn load(
     include_dirs: &[PathBuf],
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<LoadedBoms, Error> {
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut ids: HashMap<BomId, usize> = HashMap::new();
-    let mut warnings = Vec::new();
-    let source = Source::File(top.to_path_buf());
-    let id = identify(&source)?;
-    let (bom, w) = read(&source, vars)?;
-    warnings.extend(w);
-    ids.insert(id, 0);
-    nodes.push(Node {
-        bom,
-        embedded: false,
-        edges: Vec::new(),
-    });
+    let mut graph = Graph::default();
+    graph.node(&Source::File(top.to_path_buf()), vars)?;
     let mut next = 0;
-    while next < nodes.len() {
-        for include in nodes[next].bom.includes.clone() {
-            let source = find(&nodes[next], &include, include_dirs)?;
-            let embedded = matches!(source, Source::Embedded(_));
-            let id = identify(&source)?;
-            let index = match ids.get(&id) {
-                Some(&i) => i,
-                None => {
-                    let (bom, w) = read(&source, vars)?;
-                    warnings.extend(w);
-                    ids.insert(id, nodes.len());
-                    nodes.push(Node {
-                        bom,
-                        embedded,
-                        edges: Vec::new(),
-                    });
-                    nodes.len() - 1
-                }
-            };
-            nodes[next].edges.push((index, include));
+    while next < graph.nodes.len() {
+        for include in graph.nodes[next].bom.includes.clone() {
+            let source = find(&graph.nodes[next], &include, include_dirs)?;
+            let index = graph.node(&source, vars)?;
+            graph.nodes[next].edges.push((index, include));
         }
         next += 1;
     }
+    let Graph {
+        nodes, warnings, ..
+    } = graph;
     reject_cycles(&nodes)?;
     let order = processing_order(&nodes);
     let mut slots: Vec<Option<Bom>> = nodes.into_iter().map(|n| Some(n.bom)).collect();

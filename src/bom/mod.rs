@@ -89,5 +89,7 @@ pub struct Warning {
 pub struct LoadedBoms {
     /// Processing order, top first; each bom appears once.
     pub boms: Vec<Bom>,
+    /// In the order the boms were first read (breadth-first), each bom's in
+    /// source order.
     pub warnings: Vec<Warning>,
 }
