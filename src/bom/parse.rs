@@ -131,7 +131,8 @@ impl Converter<'_> {
         self.warn_unknown::<RawTarget>(&raw.value.unknown, "target");
         let fields = raw.value.fields;
         let target = self.required(fields.target, &map_loc, "a target needs `target`")?;
-        let mkdirs = self.texts(fields.mkdirs, "mkdirs")?;
+        let target = self.expand(target)?;
+        let mkdirs = self.expand_all(self.texts(fields.mkdirs, "mkdirs")?)?;
         let mut createlinks = Vec::new();
         for link in fields.createlinks.unwrap_or_default() {
             createlinks.push(self.link(link)?);
@@ -141,8 +142,8 @@ impl Converter<'_> {
             copy.push(self.copy_entry(entry)?);
         }
         Ok(Target {
-            target: self.expand(target)?,
-            mkdirs: self.expand_all(mkdirs)?,
+            target,
+            mkdirs,
             createlinks,
             copy,
         })
