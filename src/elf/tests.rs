@@ -7,7 +7,7 @@ fn build(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     fs::write(&src, "int a(void){return 1;}\n").unwrap();
     let lib = dir.join("liba.so");
     let ok = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-Wl,-soname,liba.so.1", "-Wl,-z,nodeflib", "-o"])
+        .args(["-shared", "-fPIC", "-Wl,-soname,liba.so.1", "-Wl,-z,nodefaultlib", "-o"])
         .arg(&lib)
         .arg(&src)
         .status()
