@@ -1,0 +1,238 @@
+//! Bounded parsing of the ELF header, program headers and dynamic section,
+//! the way ld.so reads them: the dynamic string table is found through the
+//! PT_LOAD segments (DT_STRTAB is a virtual address), not through sections.
+
+use super::{Class, ElfError, ElfFile, Endian, has_magic};
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+
+const DT_NULL: u64 = 0;
+const DT_NEEDED: u64 = 1;
+const DT_STRTAB: u64 = 5;
+const DT_STRSZ: u64 = 10;
+const DT_SONAME: u64 = 14;
+const DT_RPATH: u64 = 15;
+const DT_RUNPATH: u64 = 29;
+const DT_FLAGS_1: u64 = 0x6fff_fffb;
+const DT_AUXILIARY: u64 = 0x7fff_fffd;
+const DT_FILTER: u64 = 0x7fff_ffff;
+const DF_1_NODEFLIB: u64 = 0x800;
+
+/// Class- and byte-order-aware reads, each bounded by the slice length.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    bytes: &'a [u8],
+    class: Class,
+    data: Endian,
+}
+
+impl<'a> Reader<'a> {
+    fn slice(&self, offset: u64, len: u64, what: &'static str) -> Result<&'a [u8], ElfError> {
+        let start = usize::try_from(offset).map_err(|_| ElfError::Truncated(what))?;
+        let len = usize::try_from(len).map_err(|_| ElfError::Truncated(what))?;
+        start
+            .checked_add(len)
+            .and_then(|end| self.bytes.get(start..end))
+            .ok_or(ElfError::Truncated(what))
+    }
+
+    fn uint(&self, offset: u64, size: u64, what: &'static str) -> Result<u64, ElfError> {
+        let raw = self.slice(offset, size, what)?;
+        let fold = |acc: u64, b: &u8| (acc << 8) | u64::from(*b);
+        Ok(match self.data {
+            Endian::Big => raw.iter().fold(0, fold),
+            Endian::Little => raw.iter().rev().fold(0, fold),
+        })
+    }
+
+    fn u16(&self, offset: u64, what: &'static str) -> Result<u16, ElfError> {
+        // A 2-byte read cannot exceed u16.
+        Ok(self.uint(offset, 2, what)? as u16)
+    }
+
+    fn u32(&self, offset: u64, what: &'static str) -> Result<u32, ElfError> {
+        Ok(self.uint(offset, 4, what)? as u32)
+    }
+
+    /// A word: 4 bytes in ELF32, 8 in ELF64.
+    fn word(&self, offset: u64, what: &'static str) -> Result<u64, ElfError> {
+        self.uint(offset, self.word_size(), what)
+    }
+
+    fn word_size(&self) -> u64 {
+        match self.class {
+            Class::Elf32 => 4,
+            Class::Elf64 => 8,
+        }
+    }
+}
+
+/// One program header, normalised to 64-bit fields.
+struct Segment {
+    kind: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+}
+
+pub(super) fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
+    if !has_magic(bytes) {
+        return Err(ElfError::NotElf);
+    }
+    let ident = bytes.get(..16).ok_or(ElfError::Truncated("e_ident"))?;
+    let class = match ident[4] {
+        1 => Class::Elf32,
+        2 => Class::Elf64,
+        v => return invalid("EI_CLASS", v.into()),
+    };
+    let data = match ident[5] {
+        1 => Endian::Little,
+        2 => Endian::Big,
+        v => return invalid("EI_DATA", v.into()),
+    };
+    let r = Reader { bytes, class, data };
+    let kind = r.u16(16, "e_type")?;
+    let machine = r.u16(18, "e_machine")?;
+    let (phoff, flags, phentsize, phnum) = match class {
+        Class::Elf32 => (r.word(28, "e_phoff")?, r.u32(36, "e_flags")?, r.u16(42, "e_phentsize")?, r.u16(44, "e_phnum")?),
+        Class::Elf64 => (r.word(32, "e_phoff")?, r.u32(48, "e_flags")?, r.u16(54, "e_phentsize")?, r.u16(56, "e_phnum")?),
+    };
+    let segments = program_headers(&r, phoff, phentsize, phnum)?;
+    let mut file = ElfFile {
+        class,
+        data,
+        osabi: ident[7],
+        abiversion: ident[8],
+        machine,
+        flags,
+        kind,
+        interp: None,
+        dynamic: false,
+        needed: Vec::new(),
+        rpath: None,
+        runpath: None,
+        soname: None,
+        nodeflib: false,
+        filters: Vec::new(),
+        auxiliary: Vec::new(),
+    };
+    if let Some(seg) = segments.iter().find(|s| s.kind == PT_INTERP) {
+        let raw = r.slice(seg.offset, seg.filesz, "PT_INTERP")?;
+        let text = String::from_utf8_lossy(raw);
+        file.interp = Some(text.trim_end_matches('\0').to_string());
+    }
+    if let Some(seg) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
+        file.dynamic = true;
+        read_dynamic(&r, seg, &segments, &mut file)?;
+    }
+    Ok(file)
+}
+
+fn invalid<T>(field: &'static str, value: u64) -> Result<T, ElfError> {
+    Err(ElfError::Invalid { field, value })
+}
+
+fn program_headers(r: &Reader, phoff: u64, phentsize: u16, phnum: u16) -> Result<Vec<Segment>, ElfError> {
+    if phoff == 0 || phnum == 0 {
+        return Ok(Vec::new());
+    }
+    let expected = match r.class {
+        Class::Elf32 => 32,
+        Class::Elf64 => 56,
+    };
+    if phentsize != expected {
+        return invalid("e_phentsize", phentsize.into());
+    }
+    let size = u64::from(phentsize);
+    // Bounds-check the whole table first, so the allocation below is bounded by the file.
+    r.slice(phoff, size * u64::from(phnum), "program header table")?;
+    (0..u64::from(phnum))
+        .map(|i| segment(r, phoff + i * size))
+        .collect()
+}
+
+fn segment(r: &Reader, at: u64) -> Result<Segment, ElfError> {
+    let what = "program header";
+    Ok(match r.class {
+        Class::Elf32 => Segment {
+            kind: r.u32(at, what)?,
+            offset: r.word(at + 4, what)?,
+            vaddr: r.word(at + 8, what)?,
+            filesz: r.word(at + 16, what)?,
+        },
+        Class::Elf64 => Segment {
+            kind: r.u32(at, what)?,
+            offset: r.word(at + 8, what)?,
+            vaddr: r.word(at + 16, what)?,
+            filesz: r.word(at + 32, what)?,
+        },
+    })
+}
+
+/// Maps a virtual address to its file offset through the PT_LOAD segments,
+/// as the loader sees the mapped image.
+fn vaddr_to_offset(segments: &[Segment], addr: u64) -> Option<(u64, u64)> {
+    segments.iter().filter(|s| s.kind == PT_LOAD).find_map(|s| {
+        let delta = addr.checked_sub(s.vaddr)?;
+        (delta < s.filesz).then(|| (s.offset.saturating_add(delta), s.filesz - delta))
+    })
+}
+
+/// The raw (tag, value) pairs of PT_DYNAMIC up to DT_NULL.
+fn dynamic_entries(r: &Reader, seg: &Segment) -> Result<Vec<(u64, u64)>, ElfError> {
+    let table = r.slice(seg.offset, seg.filesz, "PT_DYNAMIC")?;
+    let entry = 2 * r.word_size();
+    let sub = Reader { bytes: table, ..*r };
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at + entry <= table.len() as u64 {
+        let tag = sub.word(at, "dynamic entry")?;
+        if tag == DT_NULL {
+            break;
+        }
+        entries.push((tag, sub.word(at + r.word_size(), "dynamic entry")?));
+        at += entry;
+    }
+    Ok(entries)
+}
+
+fn read_dynamic(r: &Reader, seg: &Segment, segments: &[Segment], file: &mut ElfFile) -> Result<(), ElfError> {
+    let entries = dynamic_entries(r, seg)?;
+    let value = |tag| entries.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
+    let uses_strings = entries
+        .iter()
+        .any(|(t, _)| matches!(*t, DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH | DT_FILTER | DT_AUXILIARY));
+    file.nodeflib = value(DT_FLAGS_1).is_some_and(|f| f & DF_1_NODEFLIB != 0);
+    if !uses_strings {
+        return Ok(());
+    }
+    let strtab = value(DT_STRTAB).ok_or(ElfError::Invalid { field: "DT_STRTAB", value: 0 })?;
+    let (offset, in_segment) =
+        vaddr_to_offset(segments, strtab).ok_or(ElfError::Invalid { field: "DT_STRTAB", value: strtab })?;
+    let len = value(DT_STRSZ).unwrap_or(in_segment).min(in_segment);
+    let available = (r.bytes.len() as u64).saturating_sub(offset).min(len);
+    let strings = r.slice(offset, available, "dynamic string table")?;
+    for (tag, val) in &entries {
+        let text = || string_at(strings, *val);
+        match *tag {
+            DT_NEEDED => file.needed.push(text()?),
+            DT_SONAME => file.soname = Some(text()?),
+            DT_RPATH => file.rpath = Some(text()?),
+            DT_RUNPATH => file.runpath = Some(text()?),
+            DT_FILTER => file.filters.push(text()?),
+            DT_AUXILIARY => file.auxiliary.push(text()?),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn string_at(strings: &[u8], offset: u64) -> Result<String, ElfError> {
+    let bad = ElfError::Invalid { field: "dynamic string offset", value: offset };
+    let start = usize::try_from(offset).map_err(|_| bad.clone())?;
+    let tail = strings.get(start..).ok_or(bad.clone())?;
+    let end = tail.iter().position(|b| *b == 0).ok_or(bad)?;
+    Ok(String::from_utf8_lossy(&tail[..end]).into_owned())
+}

@@ -1,0 +1,130 @@
+//! Facts about one interpreter (ld.so) read from its file without running
+//! it: the system directories compiled into it, `$LIB`, its names, and for
+//! musl its path file.
+
+use std::fs;
+use std::path::Path;
+
+use super::sysroot::Sysroot;
+use super::{Flavor, FileId};
+use crate::elf::ElfFile;
+
+#[derive(Debug, Clone)]
+pub(crate) struct LoaderFacts {
+    /// Default directories, no trailing `/`.
+    pub system_dirs: Vec<String>,
+    /// What `$LIB` expands to.
+    pub lib: String,
+    /// Names the interpreter is already loaded under: its path and SONAME.
+    pub names: Vec<String>,
+    pub id: Option<FileId>,
+    /// musl: the directories of `<prefix>/etc/ld-musl-$ARCH.path`, if that file exists.
+    pub musl_path: Option<Vec<String>>,
+}
+
+/// Reads the facts of `interp` (an inside path). `target` is the object
+/// being resolved, used for per-machine fallbacks when the interpreter is
+/// missing from the sysroot.
+pub(crate) fn loader_facts(sysroot: &Sysroot, interp: &str, flavor: Flavor, target: &ElfFile) -> LoaderFacts {
+    let host = sysroot.open_path(Path::new(interp));
+    let bytes = host.as_ref().and_then(|p| fs::read(p).ok()).unwrap_or_default();
+    let soname = ElfFile::parse(&bytes).ok().and_then(|e| e.soname);
+    let base = interp.rsplit('/').next().unwrap_or(interp).to_string();
+    let mut names = vec![interp.to_string(), soname.unwrap_or(base)];
+    names.dedup();
+    let system_dirs = embedded_system_dirs(&bytes).unwrap_or_else(|| super::machine::fallback_system_dirs(target));
+    let lib = system_dirs
+        .first()
+        .map(|d| d.trim_matches('/').to_string())
+        .unwrap_or_else(|| "lib".to_string());
+    let musl_path = match flavor {
+        Flavor::Musl => musl_path_file(sysroot, interp),
+        Flavor::Glibc => None,
+    };
+    LoaderFacts {
+        system_dirs,
+        lib,
+        names,
+        id: host.as_deref().and_then(super::file_id),
+        musl_path,
+    }
+}
+
+/// Finds glibc's `SYSTEM_DIRS` string block (`"/lib/x86_64-linux-gnu/\0/usr/lib/x86_64-linux-gnu/\0/lib/\0/usr/lib/\0"`)
+/// in an ld.so image: the first run of two or more NUL-separated absolute
+/// directory strings that all name a lib directory.
+pub(crate) fn embedded_system_dirs(bytes: &[u8]) -> Option<Vec<String>> {
+    let mut run: Vec<String> = Vec::new();
+    for chunk in bytes.split(|b| *b == 0) {
+        let text = chunk.rsplit(|b| !b.is_ascii_graphic()).next().unwrap_or(chunk);
+        let starts_clean = text.len() == chunk.len() || run.is_empty();
+        let is_dir = text.len() > 1
+            && text.starts_with(b"/")
+            && text.ends_with(b"/")
+            && text.windows(3).any(|w| w == b"lib");
+        if is_dir && starts_clean {
+            run.push(String::from_utf8_lossy(&text[..text.len() - 1]).into_owned());
+            continue;
+        }
+        if run.len() >= 2 {
+            return Some(run);
+        }
+        run.clear();
+        if is_dir {
+            run.push(String::from_utf8_lossy(&text[..text.len() - 1]).into_owned());
+        }
+    }
+    (run.len() >= 2).then_some(run)
+}
+
+/// musl's `<prefix>/etc/ld-musl-$ARCH.path`, prefix being the ldso's
+/// directory minus its last component.
+fn musl_path_file(sysroot: &Sysroot, interp: &str) -> Option<Vec<String>> {
+    let path = musl_path_file_name(interp)?;
+    let text = fs::read_to_string(sysroot.open_path(Path::new(&path))?).ok()?;
+    Some(text.split([':', '\n']).filter(|d| !d.is_empty()).map(str::to_string).collect())
+}
+
+fn musl_path_file_name(interp: &str) -> Option<String> {
+    let (dir, base) = interp.rsplit_once('/')?;
+    let arch = base.strip_prefix("ld-musl-")?.split(".so").next()?;
+    let prefix = dir.rsplit_once('/').map_or("", |(p, _)| p);
+    Some(format!("{prefix}/etc/ld-musl-{arch}.path"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_system_dirs_block() {
+        let mut blob = b"\x01\x02junk\0/etc/ld.so.cache\0\x80\x01/lib/x/\0/usr/lib/x/\0/lib/\0/usr/lib/\0\0tail/\0".to_vec();
+        assert_eq!(
+            embedded_system_dirs(&blob),
+            Some(vec!["/lib/x".into(), "/usr/lib/x".into(), "/lib".into(), "/usr/lib".into()])
+        );
+        blob.truncate(30);
+        assert_eq!(embedded_system_dirs(&blob), None);
+    }
+
+    #[test]
+    fn reads_the_host_interpreter_dirs() {
+        let Ok(bytes) = fs::read("/lib64/ld-linux-x86-64.so.2") else {
+            return;
+        };
+        let dirs = embedded_system_dirs(&bytes).unwrap();
+        assert!(dirs.iter().any(|d| d == "/lib" || d == "/lib64"), "{dirs:?}");
+    }
+
+    #[test]
+    fn musl_path_file_is_beside_the_prefix() {
+        assert_eq!(
+            musl_path_file_name("/lib/ld-musl-x86_64.so.1").as_deref(),
+            Some("/etc/ld-musl-x86_64.path")
+        );
+        assert_eq!(
+            musl_path_file_name("/usr/local/musl/lib/ld-musl-aarch64.so.1").as_deref(),
+            Some("/usr/local/musl/etc/ld-musl-aarch64.path")
+        );
+    }
+}
