@@ -24,7 +24,8 @@ impl ConfiguredLoader {
     /// are ignored on both sides (the original's exact string compare never
     /// matched a config entry written with a trailing `/`, A§7.22).
     pub fn owns_dir(&self, dir: &Path) -> bool {
-        let dir = trim_slashes(&dir.to_string_lossy());
+        let dir = dir.to_string_lossy();
+        let dir = trim_slashes(&dir);
         self.lib_dirs.iter().any(|d| trim_slashes(d) == dir)
     }
 
