@@ -21,10 +21,15 @@ fn e7_needed_with_slash_is_opened_as_a_path() {
         .unwrap();
     assert!(out.status.success());
     let truth = ldd(&prog, &[], Some(&d)).unwrap();
-    assert!(truth.contains(&("sub/libx.so".to_string(), "sub/libx.so".to_string())), "{truth:?}");
+    assert!(
+        truth.contains(&("sub/libx.so".to_string(), "sub/libx.so".to_string())),
+        "{truth:?}"
+    );
 
     std::env::set_current_dir(&d).unwrap();
-    let res = Resolver::new(ResolverOptions::default()).resolve(&prog, None).unwrap();
+    let res = Resolver::new(ResolverOptions::default())
+        .resolve(&prog, None)
+        .unwrap();
     let x = res.libs.iter().find(|l| l.name == "sub/libx.so").unwrap();
     assert_eq!(x.via, Via::Direct);
     assert_eq!(x.path.as_deref(), Some(d.join("sub/libx.so").as_path()));

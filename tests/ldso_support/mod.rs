@@ -21,10 +21,25 @@ pub fn exe(path: &Path, src: &str, args: &[&str]) {
 fn build(path: &Path, src: &str, kind: &[&str], args: &[&str]) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let c = path.with_extension("c");
-    let c = if c == path { path.with_file_name("src.c") } else { c };
+    let c = if c == path {
+        path.with_file_name("src.c")
+    } else {
+        c
+    };
     fs::write(&c, src).unwrap();
-    let out = Command::new("gcc").args(kind).arg("-o").arg(path).arg(&c).args(args).output().unwrap();
-    assert!(out.status.success(), "gcc failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("gcc")
+        .args(kind)
+        .arg("-o")
+        .arg(path)
+        .arg(&c)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gcc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A C function `name` that calls each of `calls`.
@@ -43,9 +58,15 @@ pub fn main_calling(calls: &[&str]) -> String {
 
 /// `NAME => PATH` pairs ("not found" for a missing library; the
 /// interpreter as `PATH => PATH`), from the real loader via ldd.
-pub fn ldd(file: &Path, env: &[(&str, &str)], cwd: Option<&Path>) -> Option<BTreeSet<(String, String)>> {
+pub fn ldd(
+    file: &Path,
+    env: &[(&str, &str)],
+    cwd: Option<&Path>,
+) -> Option<BTreeSet<(String, String)>> {
     let mut cmd = Command::new("ldd");
-    cmd.arg(file).env_remove("LD_LIBRARY_PATH").env_remove("LD_PRELOAD");
+    cmd.arg(file)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LD_PRELOAD");
     cmd.envs(env.iter().copied());
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
@@ -81,7 +102,10 @@ pub fn ldd(file: &Path, env: &[(&str, &str)], cwd: Option<&Path>) -> Option<BTre
 /// The same pairs from a [`Resolution`]. ldd lists the interpreter only
 /// when some object names it in DT_NEEDED (libc does); the resolver always
 /// reports it, so it is compared only when `truth` lists it.
-pub fn pairs_like(res: &Resolution, truth: &BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+pub fn pairs_like(
+    res: &Resolution,
+    truth: &BTreeSet<(String, String)>,
+) -> BTreeSet<(String, String)> {
     let mut ours = pairs(res);
     if let Some(i) = &res.interp
         && !truth.iter().any(|(n, _)| n == i)
@@ -95,7 +119,10 @@ fn pairs(res: &Resolution) -> BTreeSet<(String, String)> {
     res.libs
         .iter()
         .map(|d| {
-            let path = d.path.as_ref().map_or("not found".to_string(), |p| p.display().to_string());
+            let path = d
+                .path
+                .as_ref()
+                .map_or("not found".to_string(), |p| p.display().to_string());
             match d.via {
                 Via::Loader => (path.clone(), path),
                 _ => (d.name.clone(), path),
