@@ -96,8 +96,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
     let kind = r.u16(16, "e_type")?;
     let machine = r.u16(18, "e_machine")?;
     let (phoff, flags, phentsize, phnum) = match class {
-        Class::Elf32 => (r.word(28, "e_phoff")?, r.u32(36, "e_flags")?, r.u16(42, "e_phentsize")?, r.u16(44, "e_phnum")?),
-        Class::Elf64 => (r.word(32, "e_phoff")?, r.u32(48, "e_flags")?, r.u16(54, "e_phentsize")?, r.u16(56, "e_phnum")?),
+        Class::Elf32 => (
+            r.word(28, "e_phoff")?,
+            r.u32(36, "e_flags")?,
+            r.u16(42, "e_phentsize")?,
+            r.u16(44, "e_phnum")?,
+        ),
+        Class::Elf64 => (
+            r.word(32, "e_phoff")?,
+            r.u32(48, "e_flags")?,
+            r.u16(54, "e_phentsize")?,
+            r.u16(56, "e_phnum")?,
+        ),
     };
     let segments = program_headers(&r, phoff, phentsize, phnum)?;
     let mut file = ElfFile {
@@ -134,7 +144,12 @@ fn invalid<T>(field: &'static str, value: u64) -> Result<T, ElfError> {
     Err(ElfError::Invalid { field, value })
 }
 
-fn program_headers(r: &Reader, phoff: u64, phentsize: u16, phnum: u16) -> Result<Vec<Segment>, ElfError> {
+fn program_headers(
+    r: &Reader,
+    phoff: u64,
+    phentsize: u16,
+    phnum: u16,
+) -> Result<Vec<Segment>, ElfError> {
     if phoff == 0 || phnum == 0 {
         return Ok(Vec::new());
     }
@@ -198,19 +213,32 @@ fn dynamic_entries(r: &Reader, seg: &Segment) -> Result<Vec<(u64, u64)>, ElfErro
     Ok(entries)
 }
 
-fn read_dynamic(r: &Reader, seg: &Segment, segments: &[Segment], file: &mut ElfFile) -> Result<(), ElfError> {
+fn read_dynamic(
+    r: &Reader,
+    seg: &Segment,
+    segments: &[Segment],
+    file: &mut ElfFile,
+) -> Result<(), ElfError> {
     let entries = dynamic_entries(r, seg)?;
     let value = |tag| entries.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
-    let uses_strings = entries
-        .iter()
-        .any(|(t, _)| matches!(*t, DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH | DT_FILTER | DT_AUXILIARY));
+    let uses_strings = entries.iter().any(|(t, _)| {
+        matches!(
+            *t,
+            DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH | DT_FILTER | DT_AUXILIARY
+        )
+    });
     file.nodeflib = value(DT_FLAGS_1).is_some_and(|f| f & DF_1_NODEFLIB != 0);
     if !uses_strings {
         return Ok(());
     }
-    let strtab = value(DT_STRTAB).ok_or(ElfError::Invalid { field: "DT_STRTAB", value: 0 })?;
-    let (offset, in_segment) =
-        vaddr_to_offset(segments, strtab).ok_or(ElfError::Invalid { field: "DT_STRTAB", value: strtab })?;
+    let strtab = value(DT_STRTAB).ok_or(ElfError::Invalid {
+        field: "DT_STRTAB",
+        value: 0,
+    })?;
+    let (offset, in_segment) = vaddr_to_offset(segments, strtab).ok_or(ElfError::Invalid {
+        field: "DT_STRTAB",
+        value: strtab,
+    })?;
     let len = value(DT_STRSZ).unwrap_or(in_segment).min(in_segment);
     let available = (r.bytes.len() as u64).saturating_sub(offset).min(len);
     let strings = r.slice(offset, available, "dynamic string table")?;
@@ -230,7 +258,10 @@ fn read_dynamic(r: &Reader, seg: &Segment, segments: &[Segment], file: &mut ElfF
 }
 
 fn string_at(strings: &[u8], offset: u64) -> Result<String, ElfError> {
-    let bad = ElfError::Invalid { field: "dynamic string offset", value: offset };
+    let bad = ElfError::Invalid {
+        field: "dynamic string offset",
+        value: offset,
+    };
     let start = usize::try_from(offset).map_err(|_| bad.clone())?;
     let tail = strings.get(start..).ok_or(bad.clone())?;
     let end = tail.iter().position(|b| *b == 0).ok_or(bad)?;

@@ -7,7 +7,13 @@ fn build(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     fs::write(&src, "int a(void){return 1;}\n").unwrap();
     let lib = dir.join("liba.so");
     let ok = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-Wl,-soname,liba.so.1", "-Wl,-z,nodefaultlib", "-o"])
+        .args([
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,liba.so.1",
+            "-Wl,-z,nodefaultlib",
+            "-o",
+        ])
         .arg(&lib)
         .arg(&src)
         .status()
@@ -61,12 +67,18 @@ fn non_elf_is_none_and_truncated_elf_is_error() {
 
     let (lib, _) = build(dir.path());
     let bytes = fs::read(lib).unwrap();
-    assert!(matches!(ElfFile::parse(&bytes[..40]), Err(ElfError::Truncated(_))));
+    assert!(matches!(
+        ElfFile::parse(&bytes[..40]),
+        Err(ElfError::Truncated(_))
+    ));
     let mut bad = bytes.clone();
     bad[4] = 9;
     assert_eq!(
         ElfFile::parse(&bad),
-        Err(ElfError::Invalid { field: "EI_CLASS", value: 9 })
+        Err(ElfError::Invalid {
+            field: "EI_CLASS",
+            value: 9
+        })
     );
 }
 
@@ -77,5 +89,8 @@ fn huge_program_header_count_is_rejected_without_allocating() {
     let mut bytes = fs::read(lib).unwrap();
     bytes[56] = 0xfe; // e_phnum = 0xfffe
     bytes[57] = 0xff;
-    assert!(matches!(ElfFile::parse(&bytes), Err(ElfError::Truncated(_))));
+    assert!(matches!(
+        ElfFile::parse(&bytes),
+        Err(ElfError::Truncated(_))
+    ));
 }

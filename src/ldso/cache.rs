@@ -105,7 +105,13 @@ impl LdCache {
     /// The path the loader takes from the cache for `name`: the best
     /// supported glibc-hwcaps entry, else the first plain entry.
     /// `supported` lists hwcaps names best first.
-    pub(crate) fn lookup(&self, name: &str, cache_id: u32, endian: Endian, supported: &[&str]) -> Option<&str> {
+    pub(crate) fn lookup(
+        &self,
+        name: &str,
+        cache_id: u32,
+        endian: Endian,
+        supported: &[&str],
+    ) -> Option<&str> {
         if endian != self.endian {
             return None;
         }
@@ -197,7 +203,10 @@ mod tests {
             strings.push(0);
             at as u32
         };
-        let rows: Vec<_> = entries.iter().map(|(f, k, v, h)| (*f, put(k), put(v), *h)).collect();
+        let rows: Vec<_> = entries
+            .iter()
+            .map(|(f, k, v, h)| (*f, put(k), put(v), *h))
+            .collect();
         let names: Vec<u32> = hwcaps.iter().map(|n| put(n)).collect();
         let mut out = NEW_MAGIC.to_vec();
         out.extend((entries.len() as u32).to_le_bytes());
@@ -241,9 +250,18 @@ mod tests {
         let cache = LdCache::parse(&bytes).unwrap();
         let le = Endian::Little;
         let both = ["x86-64-v3", "x86-64-v2"];
-        assert_eq!(cache.lookup("libz.so.1", 0x0303, le, &both), Some("/v3/libz.so.1"));
-        assert_eq!(cache.lookup("libz.so.1", 0x0303, le, &["x86-64-v2"]), Some("/v2/libz.so.1"));
-        assert_eq!(cache.lookup("libz.so.1", 0x0303, le, &[]), Some("/base/libz.so.1"));
+        assert_eq!(
+            cache.lookup("libz.so.1", 0x0303, le, &both),
+            Some("/v3/libz.so.1")
+        );
+        assert_eq!(
+            cache.lookup("libz.so.1", 0x0303, le, &["x86-64-v2"]),
+            Some("/v2/libz.so.1")
+        );
+        assert_eq!(
+            cache.lookup("libz.so.1", 0x0303, le, &[]),
+            Some("/base/libz.so.1")
+        );
         assert_eq!(cache.lookup("libq.so", 0x0303, le, &[]), None);
         assert_eq!(cache.lookup("libz.so.1", 0x0303, Endian::Big, &[]), None);
     }
@@ -258,7 +276,10 @@ mod tests {
         old.resize(old.len().div_ceil(8) * 8, 0);
         old.extend(new);
         let cache = LdCache::parse(&old).unwrap();
-        assert_eq!(cache.lookup("liba.so", 0x0303, Endian::Little, &[]), Some("/x/liba.so"));
+        assert_eq!(
+            cache.lookup("liba.so", 0x0303, Endian::Little, &[]),
+            Some("/x/liba.so")
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ fn read_conf(sysroot: &Sysroot, file: &Path, depth: usize, dirs: &mut Vec<String
         warn!("{}: includes nested too deeply, ignored", file.display());
         return;
     }
-    let Some(text) = sysroot.open_path(file).and_then(|p| fs::read_to_string(p).ok()) else {
+    let Some(text) = sysroot
+        .open_path(file)
+        .and_then(|p| fs::read_to_string(p).ok())
+    else {
         return;
     };
     let here = file.parent().unwrap_or(Path::new("/"));
@@ -48,7 +51,13 @@ fn read_conf(sysroot: &Sysroot, file: &Path, depth: usize, dirs: &mut Vec<String
             Some(_) => dirs.extend(
                 line.split([' ', '\t', ',', ':'])
                     .filter(|d| !d.is_empty())
-                    .map(|d| d.split('=').next().unwrap_or(d).trim_end_matches('/').to_string())
+                    .map(|d| {
+                        d.split('=')
+                            .next()
+                            .unwrap_or(d)
+                            .trim_end_matches('/')
+                            .to_string()
+                    })
                     .filter(|d| !d.is_empty()),
             ),
         }
@@ -96,11 +105,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
         fs::create_dir_all(etc.join("ld.so.conf.d")).unwrap();
-        fs::write(etc.join("ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n/opt/lib # c\n").unwrap();
+        fs::write(
+            etc.join("ld.so.conf"),
+            "include /etc/ld.so.conf.d/*.conf\n/opt/lib # c\n",
+        )
+        .unwrap();
         fs::write(etc.join("ld.so.conf.d/b.conf"), "/usr/lib/b/\n").unwrap();
-        fs::write(etc.join("ld.so.conf.d/a.conf"), "# x\n/usr/lib/a, /usr/lib/a2\ninclude a.conf\n").unwrap();
+        fs::write(
+            etc.join("ld.so.conf.d/a.conf"),
+            "# x\n/usr/lib/a, /usr/lib/a2\ninclude a.conf\n",
+        )
+        .unwrap();
         fs::write(etc.join("ld.so.conf.d/a.txt"), "/nope\n").unwrap();
         let dirs = conf_dirs(&Sysroot::new(dir.path()));
-        assert_eq!(dirs, vec!["/usr/lib/a", "/usr/lib/a2", "/usr/lib/b", "/opt/lib"]);
+        assert_eq!(
+            dirs,
+            vec!["/usr/lib/a", "/usr/lib/a2", "/usr/lib/b", "/opt/lib"]
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use super::sysroot::Sysroot;
-use super::{Flavor, FileId};
+use super::{FileId, Flavor};
 use crate::elf::ElfFile;
 
 #[derive(Debug, Clone)]
@@ -25,14 +25,23 @@ pub(crate) struct LoaderFacts {
 /// Reads the facts of `interp` (an inside path). `target` is the object
 /// being resolved, used for per-machine fallbacks when the interpreter is
 /// missing from the sysroot.
-pub(crate) fn loader_facts(sysroot: &Sysroot, interp: &str, flavor: Flavor, target: &ElfFile) -> LoaderFacts {
+pub(crate) fn loader_facts(
+    sysroot: &Sysroot,
+    interp: &str,
+    flavor: Flavor,
+    target: &ElfFile,
+) -> LoaderFacts {
     let host = sysroot.open_path(Path::new(interp));
-    let bytes = host.as_ref().and_then(|p| fs::read(p).ok()).unwrap_or_default();
+    let bytes = host
+        .as_ref()
+        .and_then(|p| fs::read(p).ok())
+        .unwrap_or_default();
     let soname = ElfFile::parse(&bytes).ok().and_then(|e| e.soname);
     let base = interp.rsplit('/').next().unwrap_or(interp).to_string();
     let mut names = vec![interp.to_string(), soname.unwrap_or(base)];
     names.dedup();
-    let system_dirs = embedded_system_dirs(&bytes).unwrap_or_else(|| super::machine::fallback_system_dirs(target));
+    let system_dirs = embedded_system_dirs(&bytes)
+        .unwrap_or_else(|| super::machine::fallback_system_dirs(target));
     let lib = system_dirs
         .first()
         .map(|d| d.trim_matches('/').to_string())
@@ -56,7 +65,10 @@ pub(crate) fn loader_facts(sysroot: &Sysroot, interp: &str, flavor: Flavor, targ
 pub(crate) fn embedded_system_dirs(bytes: &[u8]) -> Option<Vec<String>> {
     let mut run: Vec<String> = Vec::new();
     for chunk in bytes.split(|b| *b == 0) {
-        let text = chunk.rsplit(|b| !b.is_ascii_graphic()).next().unwrap_or(chunk);
+        let text = chunk
+            .rsplit(|b| !b.is_ascii_graphic())
+            .next()
+            .unwrap_or(chunk);
         let starts_clean = text.len() == chunk.len() || run.is_empty();
         let is_dir = text.len() > 1
             && text.starts_with(b"/")
@@ -82,7 +94,12 @@ pub(crate) fn embedded_system_dirs(bytes: &[u8]) -> Option<Vec<String>> {
 fn musl_path_file(sysroot: &Sysroot, interp: &str) -> Option<Vec<String>> {
     let path = musl_path_file_name(interp)?;
     let text = fs::read_to_string(sysroot.open_path(Path::new(&path))?).ok()?;
-    Some(text.split([':', '\n']).filter(|d| !d.is_empty()).map(str::to_string).collect())
+    Some(
+        text.split([':', '\n'])
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 fn musl_path_file_name(interp: &str) -> Option<String> {
@@ -101,7 +118,12 @@ mod tests {
         let mut blob = b"\x01\x02junk\0/etc/ld.so.cache\0\x80\x01/lib/x/\0/usr/lib/x/\0/lib/\0/usr/lib/\0\0tail/\0".to_vec();
         assert_eq!(
             embedded_system_dirs(&blob),
-            Some(vec!["/lib/x".into(), "/usr/lib/x".into(), "/lib".into(), "/usr/lib".into()])
+            Some(vec![
+                "/lib/x".into(),
+                "/usr/lib/x".into(),
+                "/lib".into(),
+                "/usr/lib".into()
+            ])
         );
         blob.truncate(30);
         assert_eq!(embedded_system_dirs(&blob), None);
@@ -113,7 +135,10 @@ mod tests {
             return;
         };
         let dirs = embedded_system_dirs(&bytes).unwrap();
-        assert!(dirs.iter().any(|d| d == "/lib" || d == "/lib64"), "{dirs:?}");
+        assert!(
+            dirs.iter().any(|d| d == "/lib" || d == "/lib64"),
+            "{dirs:?}"
+        );
     }
 
     #[test]

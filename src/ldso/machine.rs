@@ -28,7 +28,12 @@ pub(crate) struct Arch {
     pub hwcaps: &'static [&'static str],
 }
 
-const fn arch(interp: &'static str, triplet: &'static str, cache_id: u32, platform: Option<&'static str>) -> Arch {
+const fn arch(
+    interp: &'static str,
+    triplet: &'static str,
+    cache_id: u32,
+    platform: Option<&'static str>,
+) -> Arch {
     Arch {
         interp,
         triplet,
@@ -44,19 +49,40 @@ pub(crate) fn arch_of(elf: &ElfFile) -> Option<Arch> {
     Some(match (elf.machine, elf.class) {
         (EM_X86_64, Class::Elf64) => Arch {
             hwcaps: &["x86-64-v4", "x86-64-v3", "x86-64-v2"],
-            ..arch("/lib64/ld-linux-x86-64.so.2", "x86_64-linux-gnu", 0x0303, Some("x86_64"))
+            ..arch(
+                "/lib64/ld-linux-x86-64.so.2",
+                "x86_64-linux-gnu",
+                0x0303,
+                Some("x86_64"),
+            )
         },
-        (EM_X86_64, Class::Elf32) => arch("/libx32/ld-linux-x32.so.2", "x86_64-linux-gnux32", 0x0803, Some("x86_64")),
-        (EM_386, Class::Elf32) => arch("/lib/ld-linux.so.2", "i386-linux-gnu", 0x0003, Some("i686")),
-        (EM_AARCH64, Class::Elf64) if le => {
-            arch("/lib/ld-linux-aarch64.so.1", "aarch64-linux-gnu", 0x0a03, Some("aarch64"))
+        (EM_X86_64, Class::Elf32) => arch(
+            "/libx32/ld-linux-x32.so.2",
+            "x86_64-linux-gnux32",
+            0x0803,
+            Some("x86_64"),
+        ),
+        (EM_386, Class::Elf32) => {
+            arch("/lib/ld-linux.so.2", "i386-linux-gnu", 0x0003, Some("i686"))
         }
-        (EM_AARCH64, Class::Elf64) => {
-            arch("/lib/ld-linux-aarch64_be.so.1", "aarch64_be-linux-gnu", 0x0a03, Some("aarch64_be"))
-        }
-        (EM_ARM, Class::Elf32) if elf.flags & EF_ARM_ABI_FLOAT_HARD != 0 => {
-            arch("/lib/ld-linux-armhf.so.3", "arm-linux-gnueabihf", 0x0903, None)
-        }
+        (EM_AARCH64, Class::Elf64) if le => arch(
+            "/lib/ld-linux-aarch64.so.1",
+            "aarch64-linux-gnu",
+            0x0a03,
+            Some("aarch64"),
+        ),
+        (EM_AARCH64, Class::Elf64) => arch(
+            "/lib/ld-linux-aarch64_be.so.1",
+            "aarch64_be-linux-gnu",
+            0x0a03,
+            Some("aarch64_be"),
+        ),
+        (EM_ARM, Class::Elf32) if elf.flags & EF_ARM_ABI_FLOAT_HARD != 0 => arch(
+            "/lib/ld-linux-armhf.so.3",
+            "arm-linux-gnueabihf",
+            0x0903,
+            None,
+        ),
         (EM_ARM, Class::Elf32) => arch("/lib/ld-linux.so.3", "arm-linux-gnueabi", 0x0b03, None),
         (EM_PPC64, Class::Elf64) if le => Arch {
             hwcaps: &["power10", "power9"],
@@ -67,7 +93,12 @@ pub(crate) fn arch_of(elf: &ElfFile) -> Option<Arch> {
             hwcaps: &["z16", "z15", "z14", "z13"],
             ..arch("/lib/ld64.so.1", "s390x-linux-gnu", 0x0403, None)
         },
-        (EM_RISCV, Class::Elf64) => arch("/lib/ld-linux-riscv64-lp64d.so.1", "riscv64-linux-gnu", 0x1003, None),
+        (EM_RISCV, Class::Elf64) => arch(
+            "/lib/ld-linux-riscv64-lp64d.so.1",
+            "riscv64-linux-gnu",
+            0x1003,
+            None,
+        ),
         _ => return None,
     })
 }
@@ -115,7 +146,13 @@ pub(crate) fn legacy_subdirs(elf: &ElfFile) -> Vec<&'static str> {
     if !is_host(elf) {
         return Vec::new();
     }
-    vec!["tls/x86_64/x86_64", "tls/x86_64", "tls", "x86_64/x86_64", "x86_64"]
+    vec![
+        "tls/x86_64/x86_64",
+        "tls/x86_64",
+        "tls",
+        "x86_64/x86_64",
+        "x86_64",
+    ]
 }
 
 /// The x86-64 micro-architecture level (1–4) of this CPU.
@@ -138,7 +175,12 @@ fn x86_64_level() -> u8 {
         && has!("lzcnt")
         && has!("movbe")
         && has!("xsave");
-    let v4 = v3 && has!("avx512f") && has!("avx512bw") && has!("avx512cd") && has!("avx512dq") && has!("avx512vl");
+    let v4 = v3
+        && has!("avx512f")
+        && has!("avx512bw")
+        && has!("avx512cd")
+        && has!("avx512dq")
+        && has!("avx512vl");
     1 + u8::from(v2) + u8::from(v3) + u8::from(v4)
 }
 

@@ -40,7 +40,11 @@ fn write_children(res: &Resolution, parent: &std::path::Path, depth: usize, out:
     if depth > res.libs.len() {
         return;
     }
-    for dep in res.libs.iter().filter(|d| d.needed_by == parent && d.via != Via::Loader) {
+    for dep in res
+        .libs
+        .iter()
+        .filter(|d| d.needed_by == parent && d.via != Via::Loader)
+    {
         let _ = writeln!(out, "{}{}", "    ".repeat(depth), explain(dep));
         if let Some(path) = &dep.path
             && path != parent
@@ -66,11 +70,18 @@ fn explain(dep: &Dep) -> String {
         Via::MuslReserved => "musl libc".to_string(),
         Via::Loader => "interpreter".to_string(),
         Via::NotFound => {
-            let dirs: Vec<_> = dep.searched.iter().map(|d| d.display().to_string()).collect();
+            let dirs: Vec<_> = dep
+                .searched
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
             return format!("{} => not found [searched {}]", dep.name, dirs.join(":"));
         }
     };
-    let path = dep.path.as_ref().map_or("not found".into(), |p| p.display().to_string());
+    let path = dep
+        .path
+        .as_ref()
+        .map_or("not found".into(), |p| p.display().to_string());
     let mut line = format!("{} => {path} [{why}]", dep.name);
     if let Some(b) = &dep.baseline {
         let _ = write!(line, " (baseline {})", b.display());
@@ -94,7 +105,11 @@ mod tests {
             path: path.map(PathBuf::from),
             needed_by: by.into(),
             via,
-            searched: if path.is_none() { vec!["/x".into(), "/y".into()] } else { vec![] },
+            searched: if path.is_none() {
+                vec!["/x".into(), "/y".into()]
+            } else {
+                vec![]
+            },
             baseline: None,
         }
     }
@@ -103,7 +118,12 @@ mod tests {
         Resolution {
             interp: Some("/lib64/ld.so".into()),
             libs: vec![
-                dep("liba.so", Some("/r/liba.so"), "/bin/p", Via::Runpath("/r".into())),
+                dep(
+                    "liba.so",
+                    Some("/r/liba.so"),
+                    "/bin/p",
+                    Via::Runpath("/r".into()),
+                ),
                 dep("libc.so.6", Some("/lib/libc.so.6"), "/bin/p", Via::Cache),
                 dep("libb.so", None, "/r/liba.so", Via::NotFound),
                 dep("/lib64/ld.so", Some("/lib64/ld.so"), "/bin/p", Via::Loader),

@@ -87,7 +87,8 @@ impl Resolver {
     }
 
     fn read_main(&self, file: &Path) -> Result<Arc<ElfFile>> {
-        let not_found = |why: String| Error::new(Status::NotFound, format!("{}: {why}", file.display()));
+        let not_found =
+            |why: String| Error::new(Status::NotFound, format!("{}: {why}", file.display()));
         let host = self
             .sysroot
             .open_path(file)
@@ -153,7 +154,12 @@ impl Resolver {
         self.conf.get_or_init(|| conf::conf_dirs(&self.sysroot))
     }
 
-    fn loader_facts(&self, interp: Option<&str>, flavor: Flavor, main: &ElfFile) -> Arc<LoaderFacts> {
+    fn loader_facts(
+        &self,
+        interp: Option<&str>,
+        flavor: Flavor,
+        main: &ElfFile,
+    ) -> Arc<LoaderFacts> {
         let Some(interp) = interp else {
             return Arc::new(LoaderFacts {
                 system_dirs: machine::fallback_system_dirs(main),
@@ -163,7 +169,13 @@ impl Resolver {
                 musl_path: None,
             });
         };
-        let key = (interp.to_string(), flavor, main.class, main.data, main.machine);
+        let key = (
+            interp.to_string(),
+            flavor,
+            main.class,
+            main.data,
+            main.machine,
+        );
         if let Some(f) = lock(&self.loaders).get(&key) {
             return f.clone();
         }
@@ -175,7 +187,9 @@ impl Resolver {
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver").field("opts", &self.opts).finish_non_exhaustive()
+        f.debug_struct("Resolver")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::loader::LoaderFacts;
 use super::resolver::{Resolver, join};
@@ -76,8 +76,16 @@ impl<'r> Search<'r> {
             flavor,
             facts,
             library_path: Vec::new(),
-            hwcaps: if glibc { machine::supported_hwcaps(&main) } else { Vec::new() },
-            legacy: if glibc { machine::legacy_subdirs(&main) } else { Vec::new() },
+            hwcaps: if glibc {
+                machine::supported_hwcaps(&main)
+            } else {
+                Vec::new()
+            },
+            legacy: if glibc {
+                machine::legacy_subdirs(&main)
+            } else {
+                Vec::new()
+            },
             platform: arch.as_ref().and_then(|a| a.platform),
             cache_id: arch.as_ref().map_or(1, |a| a.cache_id),
             target: main.clone(),
@@ -101,7 +109,11 @@ impl<'r> Search<'r> {
         let path = self.r.sysroot.absolute(file).to_string_lossy().into_owned();
         let origin = match self.flavor {
             // glibc takes the executable's real directory (/proc/self/exe).
-            Flavor::Glibc => self.r.sysroot.canonical(file).map(|c| c.to_string_lossy().into_owned()),
+            Flavor::Glibc => self
+                .r
+                .sysroot
+                .canonical(file)
+                .map(|c| c.to_string_lossy().into_owned()),
             Flavor::Musl => None,
         }
         .map_or_else(|| parent(&path), |c| parent(&c));
@@ -174,12 +186,22 @@ impl<'r> Search<'r> {
     fn request(&mut self, requester: usize, name: &str, optional: bool) {
         if self.flavor == Flavor::Musl && self.is_musl_reserved(name) {
             if !self.deps.iter().any(|d| d.name == name) {
-                let dep = self.dep(requester, name, self.interp.clone(), Via::MuslReserved, Vec::new());
+                let dep = self.dep(
+                    requester,
+                    name,
+                    self.interp.clone(),
+                    Via::MuslReserved,
+                    Vec::new(),
+                );
                 self.deps.push(dep);
             }
             return;
         }
-        if self.objects.iter().any(|o| o.names.iter().any(|n| n == name)) {
+        if self
+            .objects
+            .iter()
+            .any(|o| o.names.iter().any(|n| n == name))
+        {
             return;
         }
         match self.find(requester, name) {
@@ -224,7 +246,14 @@ impl<'r> Search<'r> {
         });
     }
 
-    fn dep(&self, requester: usize, name: &str, path: Option<String>, via: Via, searched: Vec<String>) -> Dep {
+    fn dep(
+        &self,
+        requester: usize,
+        name: &str,
+        path: Option<String>,
+        via: Via,
+        searched: Vec<String>,
+    ) -> Dep {
         Dep {
             name: name.to_string(),
             baseline: path.as_deref().and_then(|p| self.baseline(p)),
@@ -240,13 +269,18 @@ impl<'r> Search<'r> {
         let (dir, rest) = path.rsplit_once("/glibc-hwcaps/")?;
         let (_, file) = rest.split_once('/')?;
         let base = join(dir, file);
-        self.r.sysroot.open_path(Path::new(&base)).map(|_| PathBuf::from(base))
+        self.r
+            .sysroot
+            .open_path(Path::new(&base))
+            .map(|_| PathBuf::from(base))
     }
 
     fn is_musl_reserved(&self, name: &str) -> bool {
-        let reserved = name
-            .strip_prefix("lib")
-            .is_some_and(|rest| MUSL_RESERVED.iter().any(|r| rest.strip_prefix(r).is_some_and(|t| t.starts_with('.'))));
+        let reserved = name.strip_prefix("lib").is_some_and(|rest| {
+            MUSL_RESERVED
+                .iter()
+                .any(|r| rest.strip_prefix(r).is_some_and(|t| t.starts_with('.')))
+        });
         reserved
             || self
                 .interp
@@ -273,7 +307,12 @@ impl<'r> Search<'r> {
         if !expanded.starts_with('/') {
             warn!("{name}: relative DT_NEEDED path, opened relative to the current directory");
         }
-        let path = self.r.sysroot.absolute(Path::new(&expanded)).to_string_lossy().into_owned();
+        let path = self
+            .r
+            .sysroot
+            .absolute(Path::new(&expanded))
+            .to_string_lossy()
+            .into_owned();
         match self.try_file(&path) {
             Some(c) => Outcome::Found(c, Via::Direct),
             None => Outcome::Missing(vec![parent(&path)]),
@@ -293,14 +332,16 @@ impl<'r> Search<'r> {
                 if let Some(e) = &o.elf
                     && e.runpath.is_none()
                     && let Some(rpath) = &e.rpath
-                    && let Some(f) = self.try_list(rpath, o.origin.as_deref(), name, &mut searched, Via::Rpath)
+                    && let Some(f) =
+                        self.try_list(rpath, o.origin.as_deref(), name, &mut searched, Via::Rpath)
                 {
                     return f;
                 }
                 at = o.loader;
             }
         }
-        if let Some(f) = self.try_dirs(&self.library_path, name, &mut searched, Via::LdLibraryPath) {
+        if let Some(f) = self.try_dirs(&self.library_path, name, &mut searched, Via::LdLibraryPath)
+        {
             return f;
         }
         if let Some(runpath) = &req.runpath {
@@ -340,7 +381,8 @@ impl<'r> Search<'r> {
 
     fn find_musl(&self, requester: usize, name: &str) -> Outcome {
         let mut searched = Vec::new();
-        if let Some(f) = self.try_dirs(&self.library_path, name, &mut searched, Via::LdLibraryPath) {
+        if let Some(f) = self.try_dirs(&self.library_path, name, &mut searched, Via::LdLibraryPath)
+        {
             return f;
         }
         let mut at = Some(requester);
@@ -353,7 +395,8 @@ impl<'r> Search<'r> {
                     (None, None) => None,
                 };
                 if let Some((list, via)) = list
-                    && let Some(f) = self.try_list(list, o.origin.as_deref(), name, &mut searched, via)
+                    && let Some(f) =
+                        self.try_list(list, o.origin.as_deref(), name, &mut searched, via)
                 {
                     return f;
                 }
@@ -377,14 +420,24 @@ impl<'r> Search<'r> {
         searched: &mut Vec<String>,
         via: fn(PathBuf) -> Via,
     ) -> Option<Outcome> {
-        let dirs: Vec<String> = list.split(':').filter_map(|d| self.dir_entry(d, origin)).collect();
+        let dirs: Vec<String> = list
+            .split(':')
+            .filter_map(|d| self.dir_entry(d, origin))
+            .collect();
         self.try_dirs(&dirs, name, searched, via)
     }
 
-    fn try_dirs(&self, dirs: &[String], name: &str, searched: &mut Vec<String>, via: fn(PathBuf) -> Via) -> Option<Outcome> {
+    fn try_dirs(
+        &self,
+        dirs: &[String],
+        name: &str,
+        searched: &mut Vec<String>,
+        via: fn(PathBuf) -> Via,
+    ) -> Option<Outcome> {
         dirs.iter().find_map(|dir| {
             searched.push(dir.clone());
-            self.try_dir(dir, name).map(|c| Outcome::Found(c, via(PathBuf::from(dir))))
+            self.try_dir(dir, name)
+                .map(|c| Outcome::Found(c, via(PathBuf::from(dir))))
         })
     }
 
@@ -408,7 +461,7 @@ impl<'r> Search<'r> {
         let host = self.r.sysroot.open_path(Path::new(path))?;
         let (id, elf) = self.r.elf_at(&host)?;
         if !self.compatible(&elf) {
-            warn!("{path}: skipped, not a compatible shared object");
+            debug!("{path}: skipped, not a compatible shared object");
             return None;
         }
         Some(Candidate {
@@ -431,7 +484,11 @@ impl<'r> Search<'r> {
             ELFOSABI_GNU => elf.abiversion < LIBC_ABI_MAX,
             _ => false,
         };
-        elf.class == t.class && elf.data == t.data && elf.machine == t.machine && abi_ok && elf.kind == ET_DYN
+        elf.class == t.class
+            && elf.data == t.data
+            && elf.machine == t.machine
+            && abi_ok
+            && elf.kind == ET_DYN
     }
 
     /// One entry of a search list, tokens expanded, trailing `/` removed,
@@ -445,7 +502,13 @@ impl<'r> Search<'r> {
             (true, false) => "/",
             (false, _) => trimmed,
         };
-        Some(self.r.sysroot.absolute(Path::new(dir)).to_string_lossy().into_owned())
+        Some(
+            self.r
+                .sysroot
+                .absolute(Path::new(dir))
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 
     /// Expands `$ORIGIN`, and for glibc `$LIB` and `$PLATFORM` (also in

@@ -19,7 +19,8 @@ pub(crate) struct Sysroot {
 
 impl Sysroot {
     pub(crate) fn new(root: &Path) -> Sysroot {
-        let is_host = root == Path::new("/") || fs::canonicalize(root).is_ok_and(|p| p == Path::new("/"));
+        let is_host =
+            root == Path::new("/") || fs::canonicalize(root).is_ok_and(|p| p == Path::new("/"));
         Sysroot {
             root: root.to_path_buf(),
             is_host,
@@ -122,9 +123,18 @@ mod tests {
         symlink("/lib/x/ld.so", root.join("lib64/ld.so")).unwrap();
         symlink("../../../../../lib/x", root.join("lib/up")).unwrap();
         let s = Sysroot::new(root);
-        assert_eq!(s.canonical(Path::new("/lib64/ld.so")), Some(PathBuf::from("/lib/x/ld.so")));
-        assert_eq!(s.canonical(Path::new("/lib/up/ld.so")), Some(PathBuf::from("/lib/x/ld.so")));
-        assert_eq!(s.open_path(Path::new("/lib64/ld.so")), Some(root.join("lib/x/ld.so")));
+        assert_eq!(
+            s.canonical(Path::new("/lib64/ld.so")),
+            Some(PathBuf::from("/lib/x/ld.so"))
+        );
+        assert_eq!(
+            s.canonical(Path::new("/lib/up/ld.so")),
+            Some(PathBuf::from("/lib/x/ld.so"))
+        );
+        assert_eq!(
+            s.open_path(Path::new("/lib64/ld.so")),
+            Some(root.join("lib/x/ld.so"))
+        );
         assert_eq!(s.canonical(Path::new("/lib64/missing")), None);
     }
 
