@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use crate::apply::{self, Summary};
 use crate::bom;
 use crate::check::{self, CheckReport};
-use crate::manifest;
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing};
 use crate::error::{Error, Result, Status};
 use crate::fs::{CopyOptions, ImageRoot};
+use crate::manifest;
 use crate::plan::image::ImageMap;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::report;
@@ -81,9 +81,16 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
 
 /// What the final check found is reported as warnings (the image is written
 /// by then); with `--strict` an incomplete image is an error.
-fn final_check_verdict(report: &CheckReport, strict: bool, warnings: &mut Vec<String>) -> Result<()> {
+fn final_check_verdict(
+    report: &CheckReport,
+    strict: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     for (file, interp) in &report.missing_interpreters {
-        warnings.push(format!("check: {} needs interpreter {interp}, which is not in the image", file.display()));
+        warnings.push(format!(
+            "check: {} needs interpreter {interp}, which is not in the image",
+            file.display()
+        ));
     }
     for m in &report.missing {
         warnings.push(format!(
@@ -126,7 +133,11 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
     let libs = deps::add_libraries(&mut plan, &deps_opts)?;
     warnings.extend(libs.warnings);
     check_missing(&libs.missing, opts)?;
-    for m in libs.missing.iter().filter(|m| !m.listed || opts.allow_missing) {
+    for m in libs
+        .missing
+        .iter()
+        .filter(|m| !m.listed || opts.allow_missing)
+    {
         warnings.push(format!(
             "{} needs {}, which was not found",
             m.needed_by.display(),
@@ -151,7 +162,11 @@ fn check_missing(missing: &[Missing], opts: &BuildOptions) -> Result<()> {
         Status::MissingLibraries,
         format!(
             "{} missing: {}",
-            if fatal.len() == 1 { "1 library is" } else { "libraries are" },
+            if fatal.len() == 1 {
+                "1 library is"
+            } else {
+                "libraries are"
+            },
             report::missing_lines(&fatal)
         ),
     ))

@@ -8,15 +8,20 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use copy_bom::build::{BuildOptions, build_image};
-use copy_bom::error::{Error, Status};
 use copy_bom::deps::{FileDeps, LoaderConfig, ResolveOptions};
+use copy_bom::error::{Error, Status};
 use copy_bom::{check, ldso, report};
 
 /// Builds the root file system of an Occlum instance (or any minimal Linux
 /// root) from a YAML bill of materials, with every shared library the copied
 /// files need.
 #[derive(Parser)]
-#[command(name = "copy_bom", version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    name = "copy_bom",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -209,14 +214,24 @@ fn run_build(args: BuildArgs) -> Result<(), Error> {
         tracing::warn!("{w}");
     }
     match &outcome.summary {
-        None if args.json => println!("{}", serde_json::to_string_pretty(&outcome.plan).unwrap_or_default()),
+        None if args.json => println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome.plan).unwrap_or_default()
+        ),
         None => print!("{}", report::plan_lines(&outcome.plan)),
-        Some(s) => println!("{}", report::summary_line(s, outcome.warnings.len(), start.elapsed())),
+        Some(s) => println!(
+            "{}",
+            report::summary_line(s, outcome.warnings.len(), start.elapsed())
+        ),
     }
     Ok(())
 }
 
-fn run_new(dir: PathBuf, init_ra: Option<copy_bom::instance::InitRa>, occlum_dir: PathBuf) -> Result<(), Error> {
+fn run_new(
+    dir: PathBuf,
+    init_ra: Option<copy_bom::instance::InitRa>,
+    occlum_dir: PathBuf,
+) -> Result<(), Error> {
     let report = copy_bom::instance::create_instance(&copy_bom::instance::NewOptions {
         dir,
         init_ra,
@@ -247,17 +262,26 @@ fn progress_bar() -> indicatif::ProgressBar {
 fn run_deps(files: &[PathBuf], opts: ResolveOptions, tree: bool, json: bool) -> Result<(), Error> {
     let results = copy_bom::deps::resolve_files(files, &opts)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).unwrap_or_default()
+        );
     } else {
         for r in &results {
             print_file_deps(r, results.len() > 1, tree);
         }
     }
     if results.iter().any(|r| r.error.is_some()) {
-        return Err(Error::new(Status::Usage, "some files could not be analysed"));
+        return Err(Error::new(
+            Status::Usage,
+            "some files could not be analysed",
+        ));
     }
     if results.iter().any(FileDeps::has_missing) {
-        return Err(Error::new(Status::MissingLibraries, "some libraries were not found"));
+        return Err(Error::new(
+            Status::MissingLibraries,
+            "some libraries were not found",
+        ));
     }
     Ok(())
 }
@@ -274,7 +298,11 @@ fn print_file_deps(r: &FileDeps, header: bool, tree: bool) {
     }
 }
 
-fn run_check(root: &std::path::Path, loader_config: Option<PathBuf>, json: bool) -> Result<(), Error> {
+fn run_check(
+    root: &std::path::Path,
+    loader_config: Option<PathBuf>,
+    json: bool,
+) -> Result<(), Error> {
     let config = LoaderConfig::load(loader_config.as_deref())?;
     let rep = check::check_image(root, &config)?;
     if json {

@@ -73,7 +73,12 @@ fn why(plan: &Plan, op: usize) -> String {
     match plan.ops.get(op) {
         Some(p) => match (&p.at, &p.op) {
             (Some(at), _) => at.clone(),
-            (None, Op::CopyLibrary { name, needed_by, .. }) => {
+            (
+                None,
+                Op::CopyLibrary {
+                    name, needed_by, ..
+                },
+            ) => {
                 format!("library {name} needed by {}", needed_by.display())
             }
             (None, _) => String::new(),

@@ -66,18 +66,36 @@ pub fn missing_lines(missing: &[&Missing]) -> String {
 pub fn check_lines(r: &CheckReport) -> String {
     let mut out = String::new();
     for (file, interp) in &r.missing_interpreters {
-        let _ = writeln!(out, "missing interpreter {interp} (needed by {})", file.display());
+        let _ = writeln!(
+            out,
+            "missing interpreter {interp} (needed by {})",
+            file.display()
+        );
     }
     for m in &r.missing {
-        let _ = writeln!(out, "missing {} (needed by {})", m.name, m.needed_by.display());
+        let _ = writeln!(
+            out,
+            "missing {} (needed by {})",
+            m.name,
+            m.needed_by.display()
+        );
     }
     for l in &r.dangling_links {
-        let _ = writeln!(out, "dangling link {} -> {}", l.link.display(), l.target.display());
+        let _ = writeln!(
+            out,
+            "dangling link {} -> {}",
+            l.link.display(),
+            l.target.display()
+        );
     }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let verdict = if r.is_complete() { "complete" } else { "INCOMPLETE" };
+    let verdict = if r.is_complete() {
+        "complete"
+    } else {
+        "INCOMPLETE"
+    };
     let _ = writeln!(
         out,
         "{} ELF files checked: {verdict} ({} missing libraries, {} missing interpreters, {} dangling links)",

@@ -4,6 +4,7 @@
 
 mod common;
 
+use assert_cmd::assert::OutputAssertExt;
 use common::{Ws, gcc, is_root, snapshot};
 use predicates::prelude::*;
 use std::path::Path;
@@ -18,12 +19,20 @@ fn app_with_private_lib(ws: &Ws) -> std::path::PathBuf {
     gcc(LIB, &libdir.join("libfoo.so"), &["-shared", "-fPIC"]);
     let app = ws.path().join("src/app");
     let rpath = format!("-Wl,-rpath,{}", libdir.display());
-    gcc(APP, &app, &[&format!("-L{}", libdir.display()), "-lfoo", &rpath]);
+    gcc(
+        APP,
+        &app,
+        &[&format!("-L{}", libdir.display()), "-lfoo", &rpath],
+    );
     libdir
 }
 
 fn chroot_run(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("chroot").arg(root).args(args).output().unwrap()
+    Command::new("chroot")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -34,10 +43,23 @@ fn listed_file_gets_its_libraries_and_runs_in_a_chroot() {
     ws.run("app.yaml", &[]).success();
     let r = ws.root();
     let lib_in_image = r.join(libdir.strip_prefix("/").unwrap()).join("libfoo.so");
-    assert!(lib_in_image.is_file(), "private lib copied at its host path");
-    assert!(r.join("lib/x86_64-linux-gnu/libc.so.6").is_file() || r.join("usr/lib/x86_64-linux-gnu/libc.so.6").is_file());
-    assert!(r.join("lib64/ld-linux-x86-64.so.2").is_file(), "the interpreter is copied");
-    common::copy_bom().args(["check", "--root"]).arg(&r).assert().success();
+    assert!(
+        lib_in_image.is_file(),
+        "private lib copied at its host path"
+    );
+    assert!(
+        r.join("lib/x86_64-linux-gnu/libc.so.6").is_file()
+            || r.join("usr/lib/x86_64-linux-gnu/libc.so.6").is_file()
+    );
+    assert!(
+        r.join("lib64/ld-linux-x86-64.so.2").is_file(),
+        "the interpreter is copied"
+    );
+    common::copy_bom()
+        .args(["check", "--root"])
+        .arg(&r)
+        .assert()
+        .success();
     if is_root() {
         let out = chroot_run(&r, &["/bin/app"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "foo=42\n", "{out:?}");
@@ -59,13 +81,18 @@ fn missing_library_of_a_listed_file_is_248_and_writes_nothing() {
     let ws = Ws::new();
     let libdir = app_with_private_lib(&ws);
     std::fs::remove_file(libdir.join("libfoo.so")).unwrap();
-    ws.write("app.yaml", "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [app]}]\n");
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [app]}]\n",
+    );
     ws.run("app.yaml", &[])
         .code(248)
         .stderr(predicate::str::contains("libfoo.so").and(predicate::str::contains("app")));
     assert!(snapshot(&ws.root()).is_empty());
     ws.run("app.yaml", &["--dry-run"]).code(248);
-    ws.run("app.yaml", &["--allow-missing", "--no-check"]).success().stderr(predicate::str::contains("libfoo.so"));
+    ws.run("app.yaml", &["--allow-missing", "--no-check"])
+        .success()
+        .stderr(predicate::str::contains("libfoo.so"));
     assert!(ws.root().join("bin/app").is_file());
 }
 
@@ -79,17 +106,34 @@ fn shared_objects_in_copied_dirs_get_their_libraries() {
     gcc(
         "int dep(void); int plugin(void) { return dep(); }\n",
         &plugin,
-        &["-shared", "-fPIC", &format!("-L{}", dep.parent().unwrap().display()), "-ldep", &rpath],
+        &[
+            "-shared",
+            "-fPIC",
+            &format!("-L{}", dep.parent().unwrap().display()),
+            "-ldep",
+            &rpath,
+        ],
     );
-    ws.write("app.yaml", "targets:\n  - target: /opt/plugins\n    copy: [{dirs: [../plugins/]}]\n");
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /opt/plugins\n    copy: [{dirs: [../plugins/]}]\n",
+    );
     ws.run("app.yaml", &["--no-check"]).success();
     let r = ws.root();
     assert!(r.join("opt/plugins/libplugin.so").is_file());
-    assert!(r.join(dep.strip_prefix("/").unwrap()).is_file(), "the plugin's dependency is copied");
-    assert!(r.join("lib64/ld-linux-x86-64.so.2").is_file(), "default loader for an interpreter-less object");
+    assert!(
+        r.join(dep.strip_prefix("/").unwrap()).is_file(),
+        "the plugin's dependency is copied"
+    );
+    assert!(
+        r.join("lib64/ld-linux-x86-64.so.2").is_file(),
+        "default loader for an interpreter-less object"
+    );
     // A missing dependency of a file in a dir is a warning, an error with --strict.
     std::fs::remove_file(&dep).unwrap();
-    ws.run("app.yaml", &["--no-check"]).success().stderr(predicate::str::contains("libdep.so"));
+    ws.run("app.yaml", &["--no-check"])
+        .success()
+        .stderr(predicate::str::contains("libdep.so"));
     ws.run("app.yaml", &["--strict"]).code(248);
 }
 
@@ -100,7 +144,11 @@ fn loader_config_places_libraries_beside_the_occlum_loader() {
     // A stand-in for Occlum's glibc loader, configured for the host's lib dirs.
     let occlum = ws.path().join("occlum/glibc/lib");
     std::fs::create_dir_all(&occlum).unwrap();
-    std::fs::copy("/lib64/ld-linux-x86-64.so.2", occlum.join("ld-linux-x86-64.so.2")).unwrap();
+    std::fs::copy(
+        "/lib64/ld-linux-x86-64.so.2",
+        occlum.join("ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
     let cfg = ws.write(
         "loader.config",
         &format!(
@@ -109,26 +157,51 @@ fn loader_config_places_libraries_beside_the_occlum_loader() {
             occlum.display()
         ),
     );
-    ws.write("app.yaml", "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [app]}]\n");
-    ws.run("app.yaml", &["--loader-config", cfg.to_str().unwrap(), "--no-check"]).success();
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [app]}]\n",
+    );
+    ws.run(
+        "app.yaml",
+        &["--loader-config", cfg.to_str().unwrap(), "--no-check"],
+    )
+    .success();
     let r = ws.root();
     let in_image = r.join(occlum.strip_prefix("/").unwrap());
-    assert!(in_image.join("libc.so.6").is_file(), "libc goes beside the configured loader");
+    assert!(
+        in_image.join("libc.so.6").is_file(),
+        "libc goes beside the configured loader"
+    );
     assert!(!r.join("lib/x86_64-linux-gnu/libc.so.6").exists());
     let ld = std::fs::read(r.join("lib64/ld-linux-x86-64.so.2")).unwrap();
-    assert_eq!(ld, std::fs::read(occlum.join("ld-linux-x86-64.so.2")).unwrap(), "the configured loader is copied to the interpreter path");
+    assert_eq!(
+        ld,
+        std::fs::read(occlum.join("ld-linux-x86-64.so.2")).unwrap(),
+        "the configured loader is copied to the interpreter path"
+    );
     // The private lib is not in a configured dir: it keeps its host path.
-    assert!(r.join(ws.path().strip_prefix("/").unwrap()).join("opt/mylib/libfoo.so").is_file());
+    assert!(
+        r.join(ws.path().strip_prefix("/").unwrap())
+            .join("opt/mylib/libfoo.so")
+            .is_file()
+    );
 }
 
 #[test]
 fn deps_prints_ldd_style_lines() {
     let ws = Ws::new();
     let libdir = app_with_private_lib(&ws);
-    let out = common::copy_bom().args(["deps"]).arg(ws.path().join("src/app")).output().unwrap();
+    let out = common::copy_bom()
+        .args(["deps"])
+        .arg(ws.path().join("src/app"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains(&format!("libfoo.so => {}/libfoo.so", libdir.display())), "{text}");
+    assert!(
+        text.contains(&format!("libfoo.so => {}/libfoo.so", libdir.display())),
+        "{text}"
+    );
     assert!(text.contains("libc.so.6 => /"), "{text}");
     std::fs::remove_file(libdir.join("libfoo.so")).unwrap();
     common::copy_bom()

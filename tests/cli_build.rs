@@ -3,6 +3,7 @@
 
 mod common;
 
+use assert_cmd::assert::OutputAssertExt;
 use common::{Ws, copy_bom, snapshot};
 use predicates::prelude::*;
 use std::os::unix::fs::PermissionsExt;
@@ -38,9 +39,15 @@ targets:
     let r = ws.root();
     assert_eq!(ws.image_file("bin/app"), "app");
     assert_eq!(ws.image_file("bin/renamed"), "app");
-    assert_eq!(std::fs::read_link(r.join("bin/app-link")).unwrap().to_str(), Some("app"));
+    assert_eq!(
+        std::fs::read_link(r.join("bin/app-link")).unwrap().to_str(),
+        Some("app")
+    );
     assert!(r.join("bin/cache").is_dir());
-    assert!(r.join("var/log").is_dir(), "absolute mkdirs are taken inside the root");
+    assert!(
+        r.join("var/log").is_dir(),
+        "absolute mkdirs are taken inside the root"
+    );
     // No trailing slash: the dir itself; trailing slash: its contents.
     assert_eq!(ws.image_file("bin/data/sub/b.txt"), "b");
     assert_eq!(ws.image_file("opt/a.txt"), "a");
@@ -57,14 +64,30 @@ fn include_order_and_dedup_across_three_boms() {
     ws.write("top.yaml", "includes: [a.yaml, b.yaml]\ntargets:\n  - target: /out\n    copy: [{from: ../src/top, files: [x]}]\n");
     ws.write("a.yaml", "includes: [c.yaml]\ntargets:\n  - target: /out\n    copy: [{from: ../src/a, files: [x]}]\n    createlinks: [{src: from-a, linkname: l}]\n");
     ws.write("b.yaml", "includes: [c.yaml]\ntargets:\n  - target: /out\n    copy: [{from: ../src/b, files: [x]}]\n");
-    ws.write("c.yaml", "targets:\n  - target: /out\n    copy: [{from: ../src/c, files: [x]}]\n");
+    ws.write(
+        "c.yaml",
+        "targets:\n  - target: /out\n    copy: [{from: ../src/c, files: [x]}]\n",
+    );
     ws.run("top.yaml", &[]).success();
     assert_eq!(ws.image_file("out/x"), "c");
-    assert_eq!(std::fs::read_link(ws.root().join("out/l")).unwrap().to_str(), Some("from-a"));
+    assert_eq!(
+        std::fs::read_link(ws.root().join("out/l"))
+            .unwrap()
+            .to_str(),
+        Some("from-a")
+    );
     // The dry-run plan shows one copy of /out/x, from c.
-    let out = ws.run("top.yaml", &["--dry-run"]).success().get_output().stdout.clone();
+    let out = ws
+        .run("top.yaml", &["--dry-run"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let plan = String::from_utf8(out).unwrap();
-    let copies: Vec<_> = plan.lines().filter(|l| l.starts_with("copy ") && l.ends_with("/out/x")).collect();
+    let copies: Vec<_> = plan
+        .lines()
+        .filter(|l| l.starts_with("copy ") && l.ends_with("/out/x"))
+        .collect();
     assert_eq!(copies.len(), 1, "{plan}");
     assert!(copies[0].contains("src/c/x"), "{plan}");
 }
@@ -75,10 +98,14 @@ fn include_dirs_in_order_and_the_embedded_base() {
     ws.write("inc1/t.yaml", "targets: [{target: /one}]\n");
     ws.write("inc2/t.yaml", "targets: [{target: /two}]\n");
     ws.write("app.yaml", "includes: [t.yaml, base.yaml]\n");
-    ws.run("app.yaml", &["--include-dir", "../inc1", "../inc2"]).success();
+    ws.run("app.yaml", &["--include-dir", "../inc1", "../inc2"])
+        .success();
     assert!(ws.root().join("one").is_dir());
     assert!(!ws.root().join("two").exists());
-    for d in ["bin", "dev", "etc", "host", "lib", "lib64", "opt", "proc", "root", "sys", "tmp", "sbin", "ext2"] {
+    for d in [
+        "bin", "dev", "etc", "host", "lib", "lib64", "opt", "proc", "root", "sys", "tmp", "sbin",
+        "ext2",
+    ] {
         assert!(ws.root().join(d).is_dir(), "base.yaml should create /{d}");
     }
     // -i is accepted, as the original's docs advertise.
@@ -92,7 +119,18 @@ fn include_dirs_in_order_and_the_embedded_base() {
 #[test]
 fn excludes_follow_rsync_rules() {
     let ws = Ws::new();
-    for f in ["t/a.pyc", "t/keep.py", "t/sub/b.pyc", "t/top.txt", "t/sub/top.txt", "t/cache/x", "t/sub/cache", "t/deep/x/y/z.log", "t/q1", "t/q22"] {
+    for f in [
+        "t/a.pyc",
+        "t/keep.py",
+        "t/sub/b.pyc",
+        "t/top.txt",
+        "t/sub/top.txt",
+        "t/cache/x",
+        "t/sub/cache",
+        "t/deep/x/y/z.log",
+        "t/q1",
+        "t/q22",
+    ] {
         ws.write(f, "x");
     }
     ws.write(
@@ -101,14 +139,29 @@ fn excludes_follow_rsync_rules() {
     );
     ws.run("app.yaml", &[]).success();
     let r = ws.root();
-    assert!(!r.join("a.pyc").exists() && !r.join("sub/b.pyc").exists(), "basename at any depth");
+    assert!(
+        !r.join("a.pyc").exists() && !r.join("sub/b.pyc").exists(),
+        "basename at any depth"
+    );
     assert!(r.join("keep.py").exists());
     assert!(!r.join("top.txt").exists(), "anchored at the top");
-    assert!(r.join("sub/top.txt").exists(), "anchored pattern only at the top");
-    assert!(!r.join("cache").exists(), "dir-only pattern excludes the dir");
-    assert!(r.join("sub/cache").is_file(), "dir-only pattern keeps a file of that name");
+    assert!(
+        r.join("sub/top.txt").exists(),
+        "anchored pattern only at the top"
+    );
+    assert!(
+        !r.join("cache").exists(),
+        "dir-only pattern excludes the dir"
+    );
+    assert!(
+        r.join("sub/cache").is_file(),
+        "dir-only pattern keeps a file of that name"
+    );
     assert!(!r.join("deep/x/y/z.log").exists(), "** crosses directories");
-    assert!(!r.join("q1").exists() && r.join("q22").exists(), "? is one character");
+    assert!(
+        !r.join("q1").exists() && r.join("q22").exists(),
+        "? is one character"
+    );
 }
 
 #[test]
@@ -125,16 +178,39 @@ fn symlinks_inside_copied_dirs() {
     ws.symlink("nowhere", "t/dangling-in");
     ws.symlink("/nonexistent/x", "t/dangling-abs");
     ws.symlink(ws.path().join("t/sub").to_str().unwrap(), "t/absdir");
-    ws.write("app.yaml", "targets:\n  - target: /c\n    copy: [{dirs: [../t/]}]\n");
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /c\n    copy: [{dirs: [../t/]}]\n",
+    );
     ws.run("app.yaml", &[]).success();
     let c = ws.root().join("c");
-    let link = |p: &str| std::fs::symlink_metadata(c.join(p)).unwrap().file_type().is_symlink();
-    assert!(link("rel-in") && link("sub/rel-up-in"), "relative in-tree links stay links");
-    assert!(!link("rel-out") && ws.image_file("c/rel-out") == "outside", "out-of-tree links are dereferenced");
-    assert!(!link("abs") && ws.image_file("c/abs") == "real", "absolute links are dereferenced");
+    let link = |p: &str| {
+        std::fs::symlink_metadata(c.join(p))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    };
+    assert!(
+        link("rel-in") && link("sub/rel-up-in"),
+        "relative in-tree links stay links"
+    );
+    assert!(
+        !link("rel-out") && ws.image_file("c/rel-out") == "outside",
+        "out-of-tree links are dereferenced"
+    );
+    assert!(
+        !link("abs") && ws.image_file("c/abs") == "real",
+        "absolute links are dereferenced"
+    );
     assert!(c.join("absdir").is_dir() && ws.image_file("c/absdir/inner.txt") == "inner");
-    assert!(c.join("dangling-in").symlink_metadata().is_ok(), "a dangling in-tree relative link is kept");
-    assert!(c.join("dangling-abs").symlink_metadata().is_err(), "a dangling unsafe link is skipped");
+    assert!(
+        c.join("dangling-in").symlink_metadata().is_ok(),
+        "a dangling in-tree relative link is kept"
+    );
+    assert!(
+        c.join("dangling-abs").symlink_metadata().is_err(),
+        "a dangling unsafe link is skipped"
+    );
 }
 
 #[test]
@@ -150,9 +226,9 @@ fn hashes_upper_lower_and_wrong() {
     }
     let before = snapshot(&ws.root());
     ws.write("bad.yaml", &format!("targets:\n  - target: /bad\n    mkdirs: [d]\n    copy: [{{from: ../src, files: [{{name: f, hash: {}}}]}}]\n", "0".repeat(64)));
-    ws.run("bad.yaml", &[])
-        .code(249)
-        .stderr(predicate::str::contains("bad.yaml:4:").and(predicate::str::contains(h.to_uppercase())));
+    ws.run("bad.yaml", &[]).code(249).stderr(
+        predicate::str::contains("bad.yaml:4:").and(predicate::str::contains(h.to_uppercase())),
+    );
     assert_eq!(before, snapshot(&ws.root()), "a wrong hash changes nothing");
 }
 
@@ -160,16 +236,34 @@ fn hashes_upper_lower_and_wrong() {
 fn variables_set_defaulted_and_undefined() {
     let ws = Ws::new();
     ws.write("src/v1/f", "v1");
-    ws.write("app.yaml", "targets:\n  - target: /${DEST:-dflt}\n    copy: [{from: ../src/$VERSION, files: [f]}]\n");
-    ws.run("app.yaml", &[]).env("VERSION", "v1").env_remove("DEST").success();
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /${DEST:-dflt}\n    copy: [{from: ../src/$VERSION, files: [f]}]\n",
+    );
+    ws.cmd("app.yaml", &[])
+        .env("VERSION", "v1")
+        .env_remove("DEST")
+        .assert()
+        .success();
     assert_eq!(ws.image_file("dflt/f"), "v1");
-    ws.run("app.yaml", &[]).env("VERSION", "v1").env("DEST", "set").success();
+    ws.cmd("app.yaml", &[])
+        .env("VERSION", "v1")
+        .env("DEST", "set")
+        .assert()
+        .success();
     assert_eq!(ws.image_file("set/f"), "v1");
-    ws.write("undef.yaml", "targets:\n  - target: /x\n    copy: [{from: ../src, files: [$NOPE_UNDEFINED/f]}]\n");
-    ws.run("undef.yaml", &[])
+    ws.write(
+        "undef.yaml",
+        "targets:\n  - target: /x\n    copy: [{from: ../src, files: [$NOPE_UNDEFINED/f]}]\n",
+    );
+    ws.cmd("undef.yaml", &[])
         .env_remove("NOPE_UNDEFINED")
+        .assert()
         .code(253)
-        .stderr(predicate::str::contains("NOPE_UNDEFINED").and(predicate::str::contains("undef.yaml:3:")));
+        .stderr(
+            predicate::str::contains("NOPE_UNDEFINED")
+                .and(predicate::str::contains("undef.yaml:3:")),
+        );
     assert!(!ws.root().join("x").exists());
 }
 
@@ -178,9 +272,11 @@ fn include_cycle_names_the_chain() {
     let ws = Ws::new();
     ws.write("a.yaml", "includes: [b.yaml]\n");
     ws.write("b.yaml", "includes: [a.yaml]\n");
-    ws.run("a.yaml", &[])
-        .code(253)
-        .stderr(predicate::str::contains("a.yaml").and(predicate::str::contains("b.yaml")).and(predicate::str::contains("cycle")));
+    ws.run("a.yaml", &[]).code(253).stderr(
+        predicate::str::contains("a.yaml")
+            .and(predicate::str::contains("b.yaml"))
+            .and(predicate::str::contains("cycle")),
+    );
     ws.write("self.yaml", "includes: [self.yaml]\n");
     ws.run("self.yaml", &[]).code(253);
     assert!(!ws.root().exists());
@@ -189,9 +285,16 @@ fn include_cycle_names_the_chain() {
 #[test]
 fn syntax_error_has_line_and_column() {
     let ws = Ws::new();
-    ws.write("bad.yaml", "targets:\n  - target: /x\n    copy: [unclosed\n");
-    ws.run("bad.yaml", &[]).code(253).stderr(predicate::str::is_match(r"bad\.yaml:\d+:\d+").unwrap());
-    ws.run("missing.yaml", &[]).code(255).stderr(predicate::str::contains("missing.yaml"));
+    ws.write(
+        "bad.yaml",
+        "targets:\n  - target: /x\n    copy: [unclosed\n",
+    );
+    ws.run("bad.yaml", &[])
+        .code(253)
+        .stderr(predicate::str::is_match(r"bad\.yaml:\d+:\d+").unwrap());
+    ws.run("missing.yaml", &[])
+        .code(255)
+        .stderr(predicate::str::contains("missing.yaml"));
     assert!(!ws.root().exists());
 }
 
@@ -200,7 +303,9 @@ fn unknown_keys_warn_with_location_and_suggestion() {
     let ws = Ws::new();
     ws.write("src/f", "f");
     ws.write("app.yaml", "targets:\n  - target: /x\n    copy:\n      - from: ../src\n        file: [f]\n        files: [f]\n");
-    ws.run("app.yaml", &[]).success().stderr(predicate::str::contains("app.yaml:5:").and(predicate::str::contains("files")));
+    ws.run("app.yaml", &[])
+        .success()
+        .stderr(predicate::str::contains("app.yaml:5:").and(predicate::str::contains("files")));
 }
 
 #[test]
@@ -220,7 +325,9 @@ fn escapes_are_refused_before_anything_is_written() {
     for (i, bom) in cases.iter().enumerate() {
         let before = snapshot(ws.path());
         ws.write(&format!("esc{i}.yaml"), &format!("{bom}\n"));
-        ws.run(&format!("esc{i}.yaml"), &[]).code(253).stderr(predicate::str::contains("outside the image"));
+        ws.run(&format!("esc{i}.yaml"), &[])
+            .code(253)
+            .stderr(predicate::str::contains("outside the image"));
         let mut after = snapshot(ws.path());
         after.remove(std::path::Path::new(&format!("esc{i}.yaml")));
         assert_eq!(before, after, "case {i} changed something");
@@ -238,10 +345,18 @@ fn links_planted_in_the_root_are_followed_inside_it() {
     std::os::unix::fs::symlink("../../../outside", ws.root().join("rel")).unwrap();
     ws.write("app.yaml", "targets:\n  - target: /lib\n    copy: [{from: ../src, files: [f]}]\n  - target: /rel/sub\n    copy: [{from: ../src, files: [f]}]\n");
     ws.run("app.yaml", &[]).success();
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside the root");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside the root"
+    );
     let inside = ws.root().join(outside.strip_prefix("/").unwrap()).join("f");
     assert_eq!(std::fs::read_to_string(inside).unwrap(), "f");
-    assert_eq!(ws.image_file("outside/sub/f"), "f", "relative link clamped at the image root");
+    assert_eq!(
+        ws.image_file("outside/sub/f"),
+        "f",
+        "relative link clamped at the image root"
+    );
 }
 
 #[test]
@@ -249,14 +364,23 @@ fn second_run_copies_nothing_and_touched_files_are_recopied() {
     let ws = Ws::new();
     ws.write("src/a", "a");
     ws.write("src/d/b", "b");
-    ws.write("app.yaml", "targets:\n  - target: /x\n    copy: [{from: ../src, files: [a], dirs: [d]}]\n");
-    ws.run("app.yaml", &[]).success().stdout(predicate::str::contains("2 files copied"));
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /x\n    copy: [{from: ../src, files: [a], dirs: [d]}]\n",
+    );
+    ws.run("app.yaml", &[])
+        .success()
+        .stdout(predicate::str::contains("2 files copied"));
     let before = snapshot(&ws.root());
-    ws.run("app.yaml", &[]).success().stdout(predicate::str::contains("0 files copied, 2 unchanged"));
+    ws.run("app.yaml", &[])
+        .success()
+        .stdout(predicate::str::contains("0 files copied, 2 unchanged"));
     assert_eq!(before, snapshot(&ws.root()));
     std::thread::sleep(std::time::Duration::from_millis(20));
     ws.write("src/a", "A");
-    ws.run("app.yaml", &[]).success().stdout(predicate::str::contains("1 files copied, 1 unchanged"));
+    ws.run("app.yaml", &[])
+        .success()
+        .stdout(predicate::str::contains("1 files copied, 1 unchanged"));
     assert_eq!(ws.image_file("x/a"), "A");
 }
 
@@ -267,7 +391,10 @@ fn modes_and_mtimes_are_kept() {
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
     let t = filetime::FileTime::from_unix_time(1_000_000_000, 0);
     filetime::set_file_mtime(&f, t).unwrap();
-    ws.write("app.yaml", "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [tool]}]\n");
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [tool]}]\n",
+    );
     ws.run("app.yaml", &[]).success();
     let m = std::fs::metadata(ws.root().join("bin/tool")).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o751);
@@ -279,13 +406,26 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
     let ws = Ws::new();
     ws.write("src/f", "f");
     ws.write("app.yaml", "targets:\n  - target: /bin\n    mkdirs: [m]\n    createlinks: [{src: f, linkname: l}]\n    copy: [{from: ../src, files: [f]}]\n");
-    let out = ws.run("app.yaml", &["--dry-run"]).success().get_output().stdout.clone();
+    let out = ws
+        .run("app.yaml", &["--dry-run"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let plan = String::from_utf8(out).unwrap();
-    assert!(plan.contains("mkdir /bin\n") && plan.contains("mkdir /bin/m\n"), "{plan}");
+    assert!(
+        plan.contains("mkdir /bin\n") && plan.contains("mkdir /bin/m\n"),
+        "{plan}"
+    );
     assert!(plan.contains("link /bin/l -> f\n"), "{plan}");
     assert!(plan.contains("-> /bin/f\n"), "{plan}");
     assert!(!ws.root().exists());
-    let out = ws.run("app.yaml", &["--dry-run", "--json"]).success().get_output().stdout.clone();
+    let out = ws
+        .run("app.yaml", &["--dry-run", "--json"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["ops"].as_array().unwrap().len(), 4);
     assert!(!ws.root().exists());
@@ -295,10 +435,20 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
 fn a_directory_in_files_is_an_error_with_a_hint() {
     let ws = Ws::new();
     ws.write("src/d/x", "x");
-    ws.write("app.yaml", "targets:\n  - target: /x\n    copy: [{from: ../src, files: [d]}]\n");
-    ws.run("app.yaml", &[]).code(254).stderr(predicate::str::contains("dirs"));
-    ws.write("nf.yaml", "targets:\n  - target: /x\n    copy: [{from: ../src, files: [nope]}]\n");
-    ws.run("nf.yaml", &[]).code(255).stderr(predicate::str::contains("nope"));
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /x\n    copy: [{from: ../src, files: [d]}]\n",
+    );
+    ws.run("app.yaml", &[])
+        .code(254)
+        .stderr(predicate::str::contains("dirs"));
+    ws.write(
+        "nf.yaml",
+        "targets:\n  - target: /x\n    copy: [{from: ../src, files: [nope]}]\n",
+    );
+    ws.run("nf.yaml", &[])
+        .code(255)
+        .stderr(predicate::str::contains("nope"));
     assert!(!ws.root().exists());
 }
 
@@ -313,14 +463,27 @@ fn wildcards_expand_and_rename_creates_subdirs() {
     assert_eq!(ws.image_file("lib/lib1.so"), "1");
     assert_eq!(ws.image_file("lib/lib2.so"), "2");
     assert_eq!(ws.image_file("lib/deep/er/o"), "o");
-    ws.write("none.yaml", "targets:\n  - target: /lib\n    copy: [{from: ../src, files: ['zz*.so']}]\n");
-    ws.run("none.yaml", &[]).code(255).stderr(predicate::str::contains("zz*.so"));
+    ws.write(
+        "none.yaml",
+        "targets:\n  - target: /lib\n    copy: [{from: ../src, files: ['zz*.so']}]\n",
+    );
+    ws.run("none.yaml", &[])
+        .code(255)
+        .stderr(predicate::str::contains("zz*.so"));
 }
 
 #[test]
 fn command_line_usage_errors_exit_1() {
     copy_bom().assert().code(1);
     copy_bom().args(["-f", "x.yaml"]).assert().code(1);
-    copy_bom().arg("--version").assert().success().stdout(predicate::str::contains("copy_bom 0.1.0"));
-    copy_bom().arg("--help").assert().success().stdout(predicate::str::contains("--include-dir"));
+    copy_bom()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("copy_bom 0.1.0"));
+    copy_bom()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--include-dir"));
 }

@@ -84,7 +84,9 @@ pub fn apply(
 /// over an existing directory, a directory over an existing file.
 fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
     for (path, node) in &map.nodes {
-        let host = root.host_path(path).map_err(|e| write_error(&node.kind, path, e))?;
+        let host = root
+            .host_path(path)
+            .map_err(|e| write_error(&node.kind, path, e))?;
         let Ok(meta) = host.symlink_metadata() else {
             continue;
         };
@@ -109,7 +111,10 @@ fn write_error(kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
         NodeKind::Link { .. } => Status::Link,
         NodeKind::File { .. } => Status::FileCopy,
     };
-    Error::new(status, format!("cannot create {} in the image: {e}", path.display()))
+    Error::new(
+        status,
+        format!("cannot create {} in the image: {e}", path.display()),
+    )
 }
 
 fn mkdir(root: &ImageRoot, path: &Path) -> Result<PathBuf> {
@@ -129,7 +134,9 @@ fn link(root: &ImageRoot, path: &Path, target: &Path) -> Result<()> {
         target: target.to_path_buf(),
     };
     parent_dir(root, path)?;
-    let host = root.host_path(path).map_err(|e| write_error(&kind, path, e))?;
+    let host = root
+        .host_path(path)
+        .map_err(|e| write_error(&kind, path, e))?;
     fs::make_symlink(target, &host).map_err(|e| write_error(&kind, path, e))?;
     Ok(())
 }
@@ -144,7 +151,9 @@ fn copy(
     counters: &Counters,
 ) -> Result<()> {
     parent_dir(root, path)?;
-    let host = root.host_path(path).map_err(|e| write_error(&node.kind, path, e))?;
+    let host = root
+        .host_path(path)
+        .map_err(|e| write_error(&node.kind, path, e))?;
     let outcome = fs::copy_file(src, &host, opts).map_err(|e| {
         Error::new(
             Status::FileCopy,
@@ -160,7 +169,10 @@ fn copy(
             counters.unchanged.fetch_add(1, Ordering::Relaxed);
         }
     }
-    if matches!(plan.ops.get(node.op).map(|p| &p.op), Some(Op::CopyLibrary { .. })) {
+    if matches!(
+        plan.ops.get(node.op).map(|p| &p.op),
+        Some(Op::CopyLibrary { .. })
+    ) {
         counters.libraries.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
@@ -168,7 +180,12 @@ fn copy(
 
 /// Gives the directories of dir copies their source mode and mtime, deepest
 /// first, after their contents are written (writing would change the mtime).
-fn set_dir_metadata(plan: &Plan, map: &ImageMap, root: &ImageRoot, opts: &CopyOptions) -> Result<()> {
+fn set_dir_metadata(
+    plan: &Plan,
+    map: &ImageMap,
+    root: &ImageRoot,
+    opts: &CopyOptions,
+) -> Result<()> {
     for (path, node) in map.nodes.iter().rev() {
         let (NodeKind::Dir, Some(e)) = (&node.kind, node.entry) else {
             continue;
@@ -179,8 +196,11 @@ fn set_dir_metadata(plan: &Plan, map: &ImageMap, root: &ImageRoot, opts: &CopyOp
         let Some(entry) = entries.get(e) else {
             continue;
         };
-        let host = root.host_path(path).map_err(|err| write_error(&node.kind, path, err))?;
-        fs::copy_dir_metadata(entry, &host, opts).map_err(|err| write_error(&node.kind, path, err))?;
+        let host = root
+            .host_path(path)
+            .map_err(|err| write_error(&node.kind, path, err))?;
+        fs::copy_dir_metadata(entry, &host, opts)
+            .map_err(|err| write_error(&node.kind, path, err))?;
     }
     Ok(())
 }

@@ -64,11 +64,13 @@ pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
         .collect();
     let elves: Vec<_> = files
         .par_iter()
-        .filter_map(|p| match elf::read_file(&root.join(p.strip_prefix("/").unwrap_or(p))) {
-            Ok(Some(e)) if e.kind == ET_EXEC || e.kind == ET_DYN => Some(Ok((p.clone(), e))),
-            Ok(_) => None,
-            Err(e) => Some(Err(format!("{}: {e}", p.display()))),
-        })
+        .filter_map(
+            |p| match elf::read_file(&root.join(p.strip_prefix("/").unwrap_or(p))) {
+                Ok(Some(e)) if e.kind == ET_EXEC || e.kind == ET_DYN => Some(Ok((p.clone(), e))),
+                Ok(_) => None,
+                Err(e) => Some(Err(format!("{}: {e}", p.display()))),
+            },
+        )
         .collect();
     let mut subjects = Vec::new();
     for e in elves {
@@ -78,8 +80,13 @@ pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
         }
     }
     report.elf_files = subjects.len();
-    let interps: BTreeSet<&str> = subjects.iter().filter_map(|(_, e)| e.interp.as_deref()).collect();
-    let default_interp = (interps.len() == 1).then(|| interps.iter().next().map(|s| s.to_string())).flatten();
+    let interps: BTreeSet<&str> = subjects
+        .iter()
+        .filter_map(|(_, e)| e.interp.as_deref())
+        .collect();
+    let default_interp = (interps.len() == 1)
+        .then(|| interps.iter().next().map(|s| s.to_string()))
+        .flatten();
     let resolver = Resolver::new(ResolverOptions {
         sysroot: root.to_path_buf(),
         library_path: Vec::new(),
@@ -124,7 +131,10 @@ fn dedup_by_needer(missing: BTreeSet<Missing>) -> Vec<Missing> {
     let mut seen: HashMap<(String, PathBuf), ()> = HashMap::new();
     missing
         .into_iter()
-        .filter(|m| seen.insert((m.name.clone(), m.needed_by.clone()), ()).is_none())
+        .filter(|m| {
+            seen.insert((m.name.clone(), m.needed_by.clone()), ())
+                .is_none()
+        })
         .collect()
 }
 

@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn comments_blank_lines_and_runs_of_spaces() {
-        let c = LoaderConfig::parse("# c\n\n  /l/ld.so   /a:/b/  # tail\n", Path::new("c")).unwrap();
+        let c =
+            LoaderConfig::parse("# c\n\n  /l/ld.so   /a:/b/  # tail\n", Path::new("c")).unwrap();
         let l = c.for_interp("/x/ld.so").unwrap();
         assert_eq!(l.lib_dirs, vec!["/a".to_string(), "/b/".to_string()]);
         assert!(l.owns_dir(Path::new("/b")));

@@ -103,7 +103,11 @@ pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryRepor
     let resolved: Vec<_> = subjects
         .par_iter()
         .map(|s| {
-            let interp = s.elf.interp.clone().or_else(|| defaults.get(&s.bom).cloned());
+            let interp = s
+                .elf
+                .interp
+                .clone()
+                .or_else(|| defaults.get(&s.bom).cloned());
             let spec = interp.as_deref().map(|i| loader_spec(i, &opts.config));
             let res = resolver.resolve(&sysroot.inside(&s.src), spec.as_ref());
             (interp, res)
@@ -122,9 +126,10 @@ pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryRepor
                 };
                 libs[s.bom].extend(placer.place(s, &res, &mut report.missing));
             }
-            Err(e) => report
-                .warnings
-                .push(format!("cannot find the libraries of {}: {e}", s.src.display())),
+            Err(e) => report.warnings.push(format!(
+                "cannot find the libraries of {}: {e}",
+                s.src.display()
+            )),
         }
     }
     report.missing.sort();
@@ -140,7 +145,9 @@ fn collect_subjects(plan: &Plan, warnings: &mut Vec<String>) -> Vec<Subject> {
     let mut candidates = Vec::new();
     for p in &plan.ops {
         match &p.op {
-            Op::CopyFile { src, autodep: true, .. } => candidates.push((p.bom, src.clone(), true)),
+            Op::CopyFile {
+                src, autodep: true, ..
+            } => candidates.push((p.bom, src.clone(), true)),
             Op::CopyDir { entries, .. } => {
                 for e in entries {
                     if let EntryKind::File { src } = &e.kind {
@@ -161,9 +168,12 @@ fn collect_subjects(plan: &Plan, warnings: &mut Vec<String>) -> Vec<Subject> {
     let mut subjects = Vec::new();
     for (bom, src, listed, r) in read {
         match r {
-            Ok(Some(elf)) if elf.kind == ET_EXEC || elf.kind == ET_DYN => {
-                subjects.push(Subject { bom, src, listed, elf })
-            }
+            Ok(Some(elf)) if elf.kind == ET_EXEC || elf.kind == ET_DYN => subjects.push(Subject {
+                bom,
+                src,
+                listed,
+                elf,
+            }),
             Ok(_) => {}
             Err(e) => warnings.push(format!("{}: not a usable ELF file: {e}", src.display())),
         }

@@ -85,14 +85,39 @@ mod tests {
     #[test]
     fn first_mkdir_last_file_and_link() {
         let ops = vec![
-            op(0, Op::Mkdir { dest: "/bin".into() }),
+            op(
+                0,
+                Op::Mkdir {
+                    dest: "/bin".into(),
+                },
+            ),
             op(0, file("a/x", "/bin/x")),
-            op(0, Op::Link { target: "a".into(), dest: "/l".into() }),
-            op(1, Op::Mkdir { dest: "/bin".into() }),
+            op(
+                0,
+                Op::Link {
+                    target: "a".into(),
+                    dest: "/l".into(),
+                },
+            ),
+            op(
+                1,
+                Op::Mkdir {
+                    dest: "/bin".into(),
+                },
+            ),
             op(1, file("b/x", "/bin/x")),
-            op(1, Op::Link { target: "b".into(), dest: "/l".into() }),
+            op(
+                1,
+                Op::Link {
+                    target: "b".into(),
+                    dest: "/l".into(),
+                },
+            ),
         ];
-        let kept: Vec<_> = dedup(ops).into_iter().map(|p| (p.bom, format!("{:?}", p.op))).collect();
+        let kept: Vec<_> = dedup(ops)
+            .into_iter()
+            .map(|p| (p.bom, format!("{:?}", p.op)))
+            .collect();
         assert_eq!(kept.len(), 3);
         assert_eq!(kept[0].0, 0);
         assert!(kept[1].1.contains("b/x") && kept[1].0 == 1);

@@ -67,7 +67,14 @@ impl ImageMap {
                 Op::CopyLibrary { src, dest, .. } => {
                     if !map.nodes.contains_key(dest) {
                         let kind = NodeKind::File { src: src.clone() };
-                        map.nodes.insert(dest.clone(), Node { kind, op: i, entry: None });
+                        map.nodes.insert(
+                            dest.clone(),
+                            Node {
+                                kind,
+                                op: i,
+                                entry: None,
+                            },
+                        );
                     }
                 }
             }
@@ -132,7 +139,11 @@ fn describe(plan: &Plan, op: usize) -> String {
         (None, Op::CopyLibrary { needed_by, .. }) => {
             format!("a library of {}", needed_by.display())
         }
-        (None, _) => plan.boms.get(p.bom).map(|b| b.display().to_string()).unwrap_or_default(),
+        (None, _) => plan
+            .boms
+            .get(p.bom)
+            .map(|b| b.display().to_string())
+            .unwrap_or_default(),
     }
 }
 

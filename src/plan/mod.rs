@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::bom::{Bom, CopyEntry, FileEntry, Located, LoadedBoms, Target};
+use crate::bom::{Bom, CopyEntry, FileEntry, LoadedBoms, Located, Target};
 use crate::error::{Error, Result, SourceLoc, Status};
 use crate::fs::{Excludes, TreeEntry, normalize_image_path, scan_tree};
 pub use sources::workspace_dir;
@@ -210,7 +210,10 @@ impl BomPlanner<'_> {
                 return Err(Error::at(
                     Status::Dir,
                     loc,
-                    format!("{} is not a directory: list it under `files`", src.display()),
+                    format!(
+                        "{} is not a directory: list it under `files`",
+                        src.display()
+                    ),
                 ));
             }
             Err(e) => {
@@ -221,8 +224,13 @@ impl BomPlanner<'_> {
                 ));
             }
         }
-        let scan = scan_tree(&src, contents_only, excludes)
-            .map_err(|e| Error::at(Status::Dir, loc, format!("cannot read {}: {e}", src.display())))?;
+        let scan = scan_tree(&src, contents_only, excludes).map_err(|e| {
+            Error::at(
+                Status::Dir,
+                loc,
+                format!("cannot read {}: {e}", src.display()),
+            )
+        })?;
         for w in scan.warnings {
             tracing::warn!("{loc}: {w}");
         }
@@ -253,7 +261,11 @@ impl BomPlanner<'_> {
             return Err(Error::at(
                 Status::InvalidBom,
                 &f.name.loc,
-                format!("{} matches {} files but `rename` names one", f.name.value, srcs.len()),
+                format!(
+                    "{} matches {} files but `rename` names one",
+                    f.name.value,
+                    srcs.len()
+                ),
             ));
         }
         for src in srcs {
@@ -321,7 +333,10 @@ fn check_file_source(src: &Path, loc: &SourceLoc) -> Result<()> {
         Ok(m) if m.is_dir() => Err(Error::at(
             Status::FileCopy,
             loc,
-            format!("{} is a directory: list it under `dirs` to copy it", src.display()),
+            format!(
+                "{} is a directory: list it under `dirs` to copy it",
+                src.display()
+            ),
         )),
         Ok(_) => Ok(()),
         Err(e) => Err(Error::at(
@@ -335,8 +350,13 @@ fn check_file_source(src: &Path, loc: &SourceLoc) -> Result<()> {
 /// Verifies a `hash` entry: SHA-256 of the (expanded) source, compared
 /// case-insensitively.
 fn check_hash(src: &Path, expected: &Located<String>) -> Result<()> {
-    let actual = sha256_file(src)
-        .map_err(|e| Error::at(Status::NotFound, &expected.loc, format!("cannot read {}: {e}", src.display())))?;
+    let actual = sha256_file(src).map_err(|e| {
+        Error::at(
+            Status::NotFound,
+            &expected.loc,
+            format!("cannot read {}: {e}", src.display()),
+        )
+    })?;
     if actual.eq_ignore_ascii_case(expected.value.trim()) {
         return Ok(());
     }

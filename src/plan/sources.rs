@@ -83,15 +83,24 @@ mod tests {
         assert_eq!(workspace_dir(Path::new("image")), PathBuf::from(""));
         assert_eq!(workspace_dir(Path::new("image/")), PathBuf::from(""));
         assert_eq!(workspace_dir(Path::new("./image")), PathBuf::from("."));
-        assert_eq!(workspace_dir(Path::new("inst/image")), PathBuf::from("inst"));
-        assert_eq!(workspace_dir(Path::new("/a/inst/image")), PathBuf::from("/a/inst"));
+        assert_eq!(
+            workspace_dir(Path::new("inst/image")),
+            PathBuf::from("inst")
+        );
+        assert_eq!(
+            workspace_dir(Path::new("/a/inst/image")),
+            PathBuf::from("/a/inst")
+        );
         assert_eq!(workspace_dir(Path::new("/")), PathBuf::from("."));
     }
 
     #[test]
     fn sources_with_a_sysroot() {
         let s = Some(Path::new("/sys"));
-        assert_eq!(source_path(Path::new("w"), "/usr/bin/x", s), PathBuf::from("/sys/usr/bin/x"));
+        assert_eq!(
+            source_path(Path::new("w"), "/usr/bin/x", s),
+            PathBuf::from("/sys/usr/bin/x")
+        );
         assert_eq!(source_path(Path::new("w"), "x", s), PathBuf::from("w/x"));
         assert_eq!(source_path(Path::new(""), "/x", None), PathBuf::from("/x"));
     }
@@ -105,8 +114,14 @@ mod tests {
             std::fs::write(p, "").unwrap();
         }
         let got = expand_glob(&t.path().join("*/x*.so")).unwrap();
-        let rel: Vec<_> = got.iter().map(|p| p.strip_prefix(t.path()).unwrap().to_path_buf()).collect();
-        assert_eq!(rel, vec![PathBuf::from("a/x1.so"), "a/x2.so".into(), "b/x3.so".into()]);
+        let rel: Vec<_> = got
+            .iter()
+            .map(|p| p.strip_prefix(t.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            rel,
+            vec![PathBuf::from("a/x1.so"), "a/x2.so".into(), "b/x3.so".into()]
+        );
         assert!(expand_glob(&t.path().join("c/*")).unwrap().is_empty());
     }
 }

@@ -46,12 +46,17 @@ impl Ws {
     /// `copy_bom -f BOM --root inst/image` run from `ws/inst` (the documented
     /// flow: boms use `../` for the workspace).
     pub fn run(&self, bom: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+        assert_cmd::assert::OutputAssertExt::assert(&mut self.cmd(bom, extra))
+    }
+
+    /// The command `run` runs, to adjust (environment) before running it.
+    pub fn cmd(&self, bom: &str, extra: &[&str]) -> Command {
         std::fs::create_dir_all(self.path().join("inst")).unwrap();
         let mut cmd = copy_bom();
         cmd.current_dir(self.path().join("inst"))
             .args(["-f", &format!("../{bom}"), "--root", "image"])
             .args(extra);
-        assert_cmd::assert::OutputAssertExt::assert(&mut cmd)
+        cmd
     }
 
     /// Reads a file of the image.
@@ -81,7 +86,13 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
             format!("dir {:o}", m.mode())
         } else {
             let bytes = std::fs::read(e.path()).unwrap();
-            format!("file {:o} {} {} {:x?}", m.mode(), m.len(), m.mtime(), &bytes[..bytes.len().min(64)])
+            format!(
+                "file {:o} {} {} {:x?}",
+                m.mode(),
+                m.len(),
+                m.mtime(),
+                &bytes[..bytes.len().min(64)]
+            )
         };
         out.insert(rel, desc);
     }
@@ -98,6 +109,12 @@ pub fn gcc(src: &str, out: &Path, args: &[&str]) {
     std::fs::create_dir_all(dir).unwrap();
     let c = dir.join(format!("{}.c", out.file_name().unwrap().to_string_lossy()));
     std::fs::write(&c, src).unwrap();
-    let st = Command::new("gcc").arg(&c).arg("-o").arg(out).args(args).status().unwrap();
+    let st = Command::new("gcc")
+        .arg(&c)
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .status()
+        .unwrap();
     assert!(st.success(), "gcc failed for {}", out.display());
 }
