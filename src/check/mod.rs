@@ -138,17 +138,16 @@ fn dedup_by_needer(missing: BTreeSet<Missing>) -> Vec<Missing> {
         .collect()
 }
 
-/// Inside the image the interpreter path already holds the (Occlum) loader;
-/// its configured lib dirs are searched first.
+/// Inside the image the interpreter path already holds the (Occlum) loader,
+/// and the libraries copy_bom found in the configured lib dirs sit beside it
+/// (`dirname(O)`, the Occlum loader's own library dir): that is searched first.
 fn spec_in_image(interp: &str, config: &LoaderConfig) -> LoaderSpec {
     LoaderSpec {
         interp: interp.to_string(),
         flavor: Flavor::of_interp(interp),
-        library_path: config.for_interp(interp).map(|c| {
-            let mut dirs = vec![c.image_lib_dir().to_string_lossy().into_owned()];
-            dirs.extend(c.lib_dirs.iter().cloned());
-            dirs
-        }),
+        library_path: config
+            .for_interp(interp)
+            .map(|c| vec![c.image_lib_dir().to_string_lossy().into_owned()]),
     }
 }
 
