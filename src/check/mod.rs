@@ -3,20 +3,18 @@
 //! would see the image at run time (the image's own ld.so.cache if it has one,
 //! never the host's), and every symlink is followed inside the image.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::deps::{LoaderConfig, Missing};
-use crate::elf;
+use crate::elf::{self, ET_DYN, ET_EXEC};
 use crate::error::{Error, Result, Status};
 use crate::fs::ImageRoot;
 use crate::ldso::{Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
 
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
 /// Link hops before a chain is declared a loop (the kernel's limit).
 const MAX_HOPS: usize = 40;
 
@@ -84,9 +82,11 @@ pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
         .iter()
         .filter_map(|(_, e)| e.interp.as_deref())
         .collect();
-    let default_interp = (interps.len() == 1)
-        .then(|| interps.iter().next().map(|s| s.to_string()))
-        .flatten();
+    // Files without an interpreter use the one the image's programs agree on.
+    let default_interp = match interps.len() {
+        1 => interps.first().map(|s| s.to_string()),
+        _ => None,
+    };
     let resolver = Resolver::new(ResolverOptions {
         sysroot: root.to_path_buf(),
         library_path: Vec::new(),
@@ -128,13 +128,10 @@ pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
 
 /// The same library missing for the same requester is reported once.
 fn dedup_by_needer(missing: BTreeSet<Missing>) -> Vec<Missing> {
-    let mut seen: HashMap<(String, PathBuf), ()> = HashMap::new();
+    let mut seen = HashSet::new();
     missing
         .into_iter()
-        .filter(|m| {
-            seen.insert((m.name.clone(), m.needed_by.clone()), ())
-                .is_none()
-        })
+        .filter(|m| seen.insert((m.name.clone(), m.needed_by.clone())))
         .collect()
 }
 
