@@ -43,7 +43,8 @@ fn real_loader(file: &Path) -> BTreeMap<String, PathBuf> {
     let out = Command::new(LD)
         .arg("--list")
         .arg(file)
-        .env_clear()
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LD_PRELOAD")
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -74,7 +74,10 @@ fn real_loader_list(
         }
         None => Command::new(LD),
     };
-    cmd.arg("--list").arg(file).env_clear();
+    cmd.arg("--list")
+        .arg(file)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LD_PRELOAD");
     if let Some(lp) = library_path {
         cmd.env("LD_LIBRARY_PATH", lp);
     }
