@@ -416,3 +416,21 @@ fn a_musl_program_in_a_bom_brings_its_ldso_into_the_image() {
         .assert()
         .success();
 }
+
+#[test]
+fn a_musl_image_without_the_path_file_is_flagged_by_the_final_check() {
+    // The library was found through the sysroot's path file; without that
+    // file in the image, musl would search /lib:/usr/local/lib:/usr/lib there.
+    let ws = Ws::new();
+    let s = musl_sysroot(&ws);
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /bin\n    copy: [{files: [/bin/mprog]}]\n",
+    );
+    ws.run("app.yaml", &["--sysroot", s.to_str().unwrap()])
+        .success()
+        .stderr(predicates::str::contains("libmfoo.so"));
+    assert!(ws.root().join("opt/muslish/lib/libmfoo.so").is_file());
+    ws.run("app.yaml", &["--sysroot", s.to_str().unwrap(), "--strict"])
+        .code(248);
+}

@@ -259,3 +259,33 @@ fn a_source_missing_from_the_sysroot_is_not_taken_from_the_host() {
         .stderr(predicates::str::contains("ls"));
     assert!(!ws.root().join("bin/ls").exists());
 }
+
+#[test]
+fn an_image_without_the_sysroot_cache_is_flagged_by_the_final_check() {
+    // libpriv.so was found through the sysroot's cache (or ld.so.conf); the
+    // image has neither, so its loader would not find it there.
+    let ws = Ws::new();
+    let sys = make_sysroot(&ws);
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /bin\n    copy: [{files: [/bin/cat]}]\n",
+    );
+    let sysroot = sys.dir.to_str().unwrap();
+    ws.run("app.yaml", &["--sysroot", sysroot])
+        .success()
+        .stderr(predicates::str::contains("libpriv.so"));
+    assert!(ws.root().join(PRIV_DIR).join("libpriv.so").is_file());
+    copy_bom()
+        .args(["check", "--root"])
+        .arg(ws.root())
+        .assert()
+        .code(248);
+    if is_root() {
+        let out = Command::new("chroot")
+            .arg(ws.root())
+            .arg("/bin/cat")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the real loader agrees: {out:?}");
+    }
+}
