@@ -44,7 +44,7 @@ pub struct ElfFile {
     pub flags: u32,
     /// `e_type` (ET_EXEC, ET_DYN, ...).
     pub kind: u16,
-    /// PT_INTERP, trailing NULs trimmed.
+    /// PT_INTERP up to its first NUL.
     pub interp: Option<String>,
     /// Whether the file has a PT_DYNAMIC segment: without one the loader
     /// has nothing to do (a static executable).

@@ -187,8 +187,9 @@ pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
     };
     if let Some(seg) = segments.iter().find(|s| s.kind == PT_INTERP) {
         let raw = r.slice(seg.offset, seg.filesz, "PT_INTERP")?;
-        let text = String::from_utf8_lossy(&raw);
-        file.interp = Some(text.trim_end_matches('\0').to_string());
+        // The kernel opens PT_INTERP as a C string: it ends at the first NUL.
+        let path = raw.split(|b| *b == 0).next().unwrap_or(&raw);
+        file.interp = Some(String::from_utf8_lossy(path).into_owned());
     }
     if let Some(seg) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
         file.dynamic = true;

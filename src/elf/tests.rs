@@ -94,3 +94,13 @@ fn huge_program_header_count_is_rejected_without_allocating() {
         Err(ElfError::Truncated(_))
     ));
 }
+
+#[test]
+fn interpreter_ends_at_its_first_nul() {
+    let mut bytes = fs::read("/bin/ls").unwrap();
+    let name = b"/lib64/ld-linux-x86-64.so.2";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
+    bytes[at + 9] = 0;
+    let elf = ElfFile::parse(&bytes).unwrap();
+    assert_eq!(elf.interp.as_deref(), Some("/lib64/ld"));
+}

@@ -3,6 +3,7 @@
 //! musl its path file.
 
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 
 use super::sysroot::Sysroot;
@@ -32,11 +33,15 @@ pub(crate) fn loader_facts(
     target: &ElfFile,
 ) -> LoaderFacts {
     let host = sysroot.open_path(Path::new(interp));
-    let bytes = host
-        .as_ref()
-        .and_then(|p| fs::read(p).ok())
-        .unwrap_or_default();
-    let soname = ElfFile::parse(&bytes).ok().and_then(|e| e.soname);
+    let bytes = host.as_deref().map(read_interp).unwrap_or_default();
+    // The kernel runs only an ELF interpreter: anything else (say
+    // PT_INTERP = /proc/self/mem) counts as missing, not as a file to copy.
+    let parsed = ElfFile::parse(&bytes).ok();
+    let id = host
+        .as_deref()
+        .and_then(super::file_id)
+        .filter(|_| parsed.is_some());
+    let soname = parsed.and_then(|e| e.soname);
     let base = interp.rsplit('/').next().unwrap_or(interp).to_string();
     let mut names = vec![interp.to_string(), soname.unwrap_or(base)];
     names.dedup();
@@ -54,9 +59,29 @@ pub(crate) fn loader_facts(
         system_dirs,
         lib,
         names,
-        id: host.as_deref().and_then(super::file_id),
+        id,
         musl_path,
     }
+}
+
+/// A real interpreter is a few hundred KiB; more than this is not one.
+const MAX_INTERP_BYTES: u64 = 64 << 20;
+
+/// The bytes of the interpreter file, empty when it is not a regular file.
+/// PT_INTERP is untrusted: it may name `/dev/zero`, a FIFO (whose open
+/// blocks) or a procfs file that reports size 0 but reads without end, so
+/// only regular files are opened and at most their stated size is read.
+fn read_interp(host: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let size = match fs::metadata(host) {
+        Ok(m) if m.is_file() => m.len().min(MAX_INTERP_BYTES),
+        _ => return bytes,
+    };
+    if let Ok(file) = fs::File::open(host) {
+        // A read error leaves a prefix; the facts then fall back to defaults.
+        let _ = file.take(size).read_to_end(&mut bytes);
+    }
+    bytes
 }
 
 /// Finds glibc's `SYSTEM_DIRS` string block (`"/lib/x86_64-linux-gnu/\0/usr/lib/x86_64-linux-gnu/\0/lib/\0/usr/lib/\0"`)
@@ -139,6 +164,16 @@ mod tests {
             dirs.iter().any(|d| d == "/lib" || d == "/lib64"),
             "{dirs:?}"
         );
+    }
+
+    #[test]
+    fn reads_only_regular_interpreter_files() {
+        assert!(read_interp(Path::new("/dev/zero")).is_empty());
+        assert!(read_interp(Path::new("/proc/self/pagemap")).is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ld.so");
+        fs::write(&file, b"\x7fELF").unwrap();
+        assert_eq!(read_interp(&file), b"\x7fELF");
     }
 
     #[test]

@@ -6,12 +6,14 @@ use std::fmt::Write;
 use super::{Dep, Resolution, Via};
 
 /// ldd's lines without load addresses: `\tNAME => PATH`, `\tNAME => not
-/// found`, and the interpreter last as `\t/lib64/ld-linux-x86-64.so.2`.
+/// found`, and the interpreter last as `\t/lib64/ld-linux-x86-64.so.2`;
+/// ldd's `\tstatically linked` when nothing is loaded, so every file
+/// gets a line.
 pub fn ldd_lines(res: &Resolution) -> String {
-    if res.libs.is_empty() && res.interp.is_none() {
-        return "\tstatically linked\n".to_string();
-    }
     let mut out = String::new();
+    if res.libs.is_empty() {
+        out.push_str("\tstatically linked\n");
+    }
     for dep in &res.libs {
         let line = match (&dep.via, &dep.path) {
             (Via::Loader, Some(p)) => format!("\t{}", p.display()),
@@ -140,6 +142,15 @@ mod tests {
             ldd_lines(&sample()),
             "\tliba.so => /r/liba.so\n\tlibc.so.6 => /lib/libc.so.6\n\tlibb.so => not found\n\t/lib64/ld.so\n"
         );
+    }
+
+    #[test]
+    fn ldd_lines_say_when_nothing_is_loaded() {
+        let res = Resolution {
+            interp: None,
+            libs: vec![],
+        };
+        assert_eq!(ldd_lines(&res), "\tstatically linked\n");
     }
 
     #[test]

@@ -186,13 +186,9 @@ impl<'r> Search<'r> {
     fn request(&mut self, requester: usize, name: &str, optional: bool) {
         if self.flavor == Flavor::Musl && self.is_musl_reserved(name) {
             if !self.deps.iter().any(|d| d.name == name) {
-                let dep = self.dep(
-                    requester,
-                    name,
-                    self.interp.clone(),
-                    Via::MuslReserved,
-                    Vec::new(),
-                );
+                // Served by the ldso: not found when the ldso itself is missing.
+                let ldso = self.facts.id.and(self.interp.clone());
+                let dep = self.dep(requester, name, ldso, Via::MuslReserved, Vec::new());
                 self.deps.push(dep);
             }
             return;
