@@ -302,12 +302,17 @@ fn a_static_binary_has_no_libraries() {
     );
 }
 
-/// A sysroot with a fake musl ldso, a path file naming `/opt/muslish/lib`,
+/// A sysroot with a fake musl ldso (an ELF shared object: the kernel runs
+/// only an ELF interpreter, so a text file would count as missing), a path file naming `/opt/muslish/lib`,
 /// `libmfoo.so` there, a decoy `libmfoo.so` in `/usr/lib`, and `/bin/mprog`
 /// (interpreter `MUSL_LD`) needing libmfoo, libc and libm.
 fn musl_sysroot(ws: &Ws) -> PathBuf {
     let s = ws.path().join("sys");
-    ws.write(&format!("sys{MUSL_LD}"), "not really musl\n");
+    gcc(
+        "int not_really_musl(void) { return 0; }\n",
+        &s.join(MUSL_LD.trim_start_matches('/')),
+        &["-shared", "-fPIC"],
+    );
     ws.write("sys/etc/ld-musl-x86_64.path", "/opt/muslish/lib\n");
     let real = s.join("opt/muslish/lib");
     gcc(
