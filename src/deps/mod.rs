@@ -23,7 +23,6 @@ use crate::ldso::{Dep, LoaderSpec, Resolution, Resolver, ResolverOptions, Via};
 use crate::plan::{Op, Plan, PlannedOp};
 pub use loader_config::{ConfiguredLoader, LoaderConfig};
 
-
 /// How libraries are looked up.
 #[derive(Debug, Clone, Default)]
 pub struct DepsOptions {
