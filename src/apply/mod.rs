@@ -57,7 +57,6 @@ pub fn apply(
             summary.links += 1;
         }
     }
-    root.forget_links();
     let counters = Counters::default();
     let files: Vec<_> = map
         .nodes

@@ -1,7 +1,7 @@
 //! The image root: turns image paths into host paths, following the symlinks already inside the root
 //! the way the image would follow them (DESIGN invariant 1: nothing is ever written outside the root).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -18,7 +18,11 @@ const MAX_LINK_HOPS: usize = 40;
 pub struct ImageRoot {
     root: PathBuf,
     /// Image directory → its resolved image directory (every component a real directory or missing).
+    /// Creating a directory does not change a resolution (a missing name resolves to itself); only
+    /// a new symlink does, hence `forget_links`.
     resolved_dirs: Mutex<HashMap<PathBuf, Vec<OsString>>>,
+    /// Image directories this run created or found, so each is made once.
+    made_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl ImageRoot {
@@ -27,6 +31,7 @@ impl ImageRoot {
         ImageRoot {
             root: root.to_path_buf(),
             resolved_dirs: Mutex::new(HashMap::new()),
+            made_dirs: Mutex::new(HashSet::new()),
         }
     }
 
@@ -56,8 +61,12 @@ impl ImageRoot {
     /// `mkdir -p` inside the image, following existing in-root links in every component, the last
     /// one included. A dangling link creates its target inside the root. Returns the host path.
     pub fn create_dir_all(&self, p: &Path) -> io::Result<PathBuf> {
-        let host = self.host_of(&self.resolve(p)?);
+        let host = self.host_of(&self.resolved_dir(p)?);
+        if lock(&self.made_dirs).contains(p) {
+            return Ok(host);
+        }
         fs::create_dir_all(&host).map_err(|err| path_error(&host, err))?;
+        lock(&self.made_dirs).insert(p.to_path_buf());
         Ok(host)
     }
 
@@ -65,13 +74,11 @@ impl ImageRoot {
     /// image, since any directory path through it may now resolve elsewhere.
     pub fn forget_links(&self) {
         self.memo().clear();
+        lock(&self.made_dirs).clear();
     }
 
     fn memo(&self) -> MutexGuard<'_, HashMap<PathBuf, Vec<OsString>>> {
-        // A panic elsewhere while holding the lock leaves a map that is still consistent.
-        self.resolved_dirs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.resolved_dirs)
     }
 
     fn resolved_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
@@ -130,6 +137,11 @@ impl ImageRoot {
 }
 
 /// The components of an image path below its "/" (a relative path is taken from the root).
+/// A panic elsewhere while holding a lock leaves these maps still consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn image_components(p: &Path) -> Vec<Component<'_>> {
     p.components()
         .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
