@@ -210,10 +210,6 @@ fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
             s("targets:\n  - target: /a\n    createlinks: [{linkname: l}]\n"),
         ),
         (
-            "files_int_item",
-            s("targets:\n  - target: /a\n    copy: [{files: [1]}]\n"),
-        ),
-        (
             "files_map_without_name",
             s("targets:\n  - target: /a\n    copy: [{files: [{nam: x}]}]\n"),
         ),
