@@ -148,6 +148,8 @@ mod tests {
     fn second_try_acquire_fails_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let first = RootLock::try_acquire(dir.path()).unwrap();
+        assert_eq!(first.path(), dir.path().join(LOCK_FILE_NAME));
+        assert!(first.path().is_file());
         let err = RootLock::try_acquire(dir.path()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         assert!(err.to_string().contains(LOCK_FILE_NAME), "{err}");
