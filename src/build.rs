@@ -94,9 +94,12 @@ fn final_check_verdict(
     }
     for m in &report.missing {
         warnings.push(format!(
-            "check: {} needs {}, which is not in the image",
+            "check: in the image, {} cannot find {} (searched {}); if the library is in the image, \
+             its directory is not on the loader's path there (list the loader's config, e.g. \
+             etc/ld.so.cache or etc/ld-musl-*.path, in the bom, or put the library in a default dir)",
             m.needed_by.display(),
-            m.name
+            m.name,
+            join_paths(&m.searched)
         ));
     }
     if strict && !report.is_complete() {
@@ -106,6 +109,15 @@ fn final_check_verdict(
         ));
     }
     Ok(())
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    let v: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+    if v.is_empty() {
+        "nothing".to_string()
+    } else {
+        v.join(":")
+    }
 }
 
 type Planned = (Plan, ImageMap, Vec<String>, Vec<Missing>, LoaderConfig);

@@ -291,7 +291,7 @@ fn print_file_deps(r: &FileDeps, header: bool, tree: bool) {
         println!("{}:", r.file.display());
     }
     match (&r.resolution, &r.error) {
-        (Some(res), _) if tree => print!("{}", ldso::report::tree(res)),
+        (Some(res), _) if tree && !res.libs.is_empty() => print!("{}", ldso::report::tree(res)),
         (Some(res), _) => print!("{}", ldso::report::ldd_lines(res)),
         (None, Some(e)) => println!("\t{e}"),
         (None, None) => {}

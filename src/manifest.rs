@@ -2,6 +2,7 @@
 //! why it is there, in path order. Files are hashed (SHA-256, in parallel)
 //! only when a manifest is asked for.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result, Status};
 use crate::fs::ImageRoot;
-use crate::plan::image::{ImageMap, NodeKind};
+use crate::plan::image::{ImageMap, Node, NodeKind};
 use crate::plan::{Op, Plan, sha256_file};
 
 /// One path of the image.
@@ -28,33 +29,50 @@ pub struct Record {
     pub sha256: Option<String>,
 }
 
-/// Describes every path of `map` as written under `root`.
+/// Describes every path of `map` as written under `root`, and the parent
+/// directories created on the way (the image root itself excepted).
 pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Record>> {
-    let nodes: Vec<_> = map.nodes.iter().collect();
-    nodes
+    let mut paths: BTreeMap<&Path, Option<&Node>> = BTreeMap::new();
+    for (path, node) in &map.nodes {
+        paths.insert(path, Some(node));
+        for parent in path.ancestors().skip(1) {
+            if parent == Path::new("/") || paths.contains_key(parent) {
+                break;
+            }
+            paths.insert(parent, map.nodes.get(parent));
+        }
+    }
+    paths.remove(Path::new("/"));
+    let paths: Vec<_> = paths.into_iter().collect();
+    paths
         .par_iter()
-        .map(|(path, node)| {
-            let host = root.host_path(path).map_err(|e| fail(path, e))?;
-            let meta = host.symlink_metadata().map_err(|e| fail(path, e))?;
-            let (kind, source, sha256) = match &node.kind {
-                NodeKind::Dir => ("dir", None, None),
-                NodeKind::Link { target } => ("link", Some(target.clone()), None),
-                NodeKind::File { src } => {
-                    let h = sha256_file(&host).map_err(|e| fail(path, e))?;
-                    ("file", Some(src.clone()), Some(h))
-                }
-            };
-            Ok(Record {
-                path: path.to_path_buf(),
-                kind,
-                source,
-                why: why(plan, node.op),
-                size: if kind == "file" { meta.len() } else { 0 },
-                mode: meta.mode() & 0o7777,
-                sha256,
-            })
-        })
+        .map(|(path, node)| record(plan, root, path, *node))
         .collect()
+}
+
+fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Result<Record> {
+    let host = root.host_path(path).map_err(|e| fail(path, e))?;
+    let meta = host.symlink_metadata().map_err(|e| fail(path, e))?;
+    let (kind, source, sha256) = match node.map(|n| &n.kind) {
+        None | Some(NodeKind::Dir) => ("dir", None, None),
+        Some(NodeKind::Link { target }) => ("link", Some(target.clone()), None),
+        Some(NodeKind::File { src }) => {
+            let h = sha256_file(&host).map_err(|e| fail(path, e))?;
+            ("file", Some(src.clone()), Some(h))
+        }
+    };
+    Ok(Record {
+        path: path.to_path_buf(),
+        kind,
+        source,
+        why: match node {
+            Some(n) => why(plan, n.op),
+            None => "parent directory".to_string(),
+        },
+        size: if kind == "file" { meta.len() } else { 0 },
+        mode: meta.mode() & 0o7777,
+        sha256,
+    })
 }
 
 /// Writes the records as a JSON array.

@@ -137,7 +137,11 @@ fn link(root: &ImageRoot, path: &Path, target: &Path) -> Result<()> {
     let host = root
         .host_path(path)
         .map_err(|e| write_error(&kind, path, e))?;
-    fs::make_symlink(target, &host).map_err(|e| write_error(&kind, path, e))?;
+    if let Outcome::Copied { .. } =
+        fs::make_symlink(target, &host).map_err(|e| write_error(&kind, path, e))?
+    {
+        tracing::info!("ln -s {} {}", target.display(), path.display());
+    }
     Ok(())
 }
 
@@ -162,10 +166,12 @@ fn copy(
     })?;
     match outcome {
         Outcome::Copied { bytes } => {
+            tracing::info!("copy {} {}", src.display(), path.display());
             counters.copied.fetch_add(1, Ordering::Relaxed);
             counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
         Outcome::Unchanged => {
+            tracing::debug!("unchanged {}", path.display());
             counters.unchanged.fetch_add(1, Ordering::Relaxed);
         }
     }

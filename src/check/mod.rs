@@ -3,20 +3,18 @@
 //! would see the image at run time (the image's own ld.so.cache if it has one,
 //! never the host's), and every symlink is followed inside the image.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::deps::{LoaderConfig, Missing};
-use crate::elf;
+use crate::elf::{self, ET_DYN, ET_EXEC};
 use crate::error::{Error, Result, Status};
 use crate::fs::ImageRoot;
 use crate::ldso::{Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
 
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
 /// Link hops before a chain is declared a loop (the kernel's limit).
 const MAX_HOPS: usize = 40;
 
@@ -84,9 +82,11 @@ pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
         .iter()
         .filter_map(|(_, e)| e.interp.as_deref())
         .collect();
-    let default_interp = (interps.len() == 1)
-        .then(|| interps.iter().next().map(|s| s.to_string()))
-        .flatten();
+    // Files without an interpreter use the one the image's programs agree on.
+    let default_interp = match interps.len() {
+        1 => interps.first().map(|s| s.to_string()),
+        _ => None,
+    };
     let resolver = Resolver::new(ResolverOptions {
         sysroot: root.to_path_buf(),
         library_path: Vec::new(),
@@ -128,27 +128,23 @@ pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
 
 /// The same library missing for the same requester is reported once.
 fn dedup_by_needer(missing: BTreeSet<Missing>) -> Vec<Missing> {
-    let mut seen: HashMap<(String, PathBuf), ()> = HashMap::new();
+    let mut seen = HashSet::new();
     missing
         .into_iter()
-        .filter(|m| {
-            seen.insert((m.name.clone(), m.needed_by.clone()), ())
-                .is_none()
-        })
+        .filter(|m| seen.insert((m.name.clone(), m.needed_by.clone())))
         .collect()
 }
 
-/// Inside the image the interpreter path already holds the (Occlum) loader;
-/// its configured lib dirs are searched first.
+/// Inside the image the interpreter path already holds the (Occlum) loader,
+/// and the libraries copy_bom found in the configured lib dirs sit beside it
+/// (`dirname(O)`, the Occlum loader's own library dir): that is searched first.
 fn spec_in_image(interp: &str, config: &LoaderConfig) -> LoaderSpec {
     LoaderSpec {
         interp: interp.to_string(),
         flavor: Flavor::of_interp(interp),
-        library_path: config.for_interp(interp).map(|c| {
-            let mut dirs = vec![c.image_lib_dir().to_string_lossy().into_owned()];
-            dirs.extend(c.lib_dirs.iter().cloned());
-            dirs
-        }),
+        library_path: config
+            .for_interp(interp)
+            .map(|c| vec![c.image_lib_dir().to_string_lossy().into_owned()]),
     }
 }
 

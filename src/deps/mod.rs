@@ -16,15 +16,12 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::elf::{self, ElfFile};
+use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::error::Result;
 use crate::fs::EntryKind;
 use crate::ldso::{Dep, LoaderSpec, Resolution, Resolver, ResolverOptions, Via};
 use crate::plan::{Op, Plan, PlannedOp};
 pub use loader_config::{ConfiguredLoader, LoaderConfig};
-
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
 
 /// How libraries are looked up.
 #[derive(Debug, Clone, Default)]

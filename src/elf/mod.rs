@@ -78,7 +78,7 @@ pub enum ElfError {
 impl ElfFile {
     /// Parses the bytes of a whole ELF file.
     pub fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
-        parse::parse(bytes)
+        parse::parse(parse::Bytes::Mem(bytes))
     }
 }
 
@@ -110,9 +110,8 @@ pub fn read_file(path: &Path) -> Result<Option<ElfFile>, ElfError> {
     if !has_magic(&magic) {
         return Ok(None);
     }
-    let mut bytes = magic.to_vec();
-    file.read_to_end(&mut bytes).map_err(io)?;
-    ElfFile::parse(&bytes).map(Some)
+    let len = file.metadata().map_err(io)?.len();
+    parse::parse(parse::Bytes::File(&file, len)).map(Some)
 }
 
 #[cfg(test)]

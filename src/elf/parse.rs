@@ -2,6 +2,9 @@
 //! the way ld.so reads them: the dynamic string table is found through the
 //! PT_LOAD segments (DT_STRTAB is a virtual address), not through sections.
 
+use std::borrow::Cow;
+use std::os::unix::fs::FileExt;
+
 use super::{Class, ElfError, ElfFile, Endian, has_magic};
 
 const PT_LOAD: u32 = 1;
@@ -20,22 +23,60 @@ const DT_AUXILIARY: u64 = 0x7fff_fffd;
 const DT_FILTER: u64 = 0x7fff_ffff;
 const DF_1_NODEFLIB: u64 = 0x800;
 
-/// Class- and byte-order-aware reads, each bounded by the slice length.
+/// Where the bytes come from: memory, or a file read at offsets on demand so
+/// that only the headers, the dynamic section and its string table are read
+/// (a few KiB), never the whole file.
+#[derive(Clone, Copy)]
+pub(super) enum Bytes<'a> {
+    Mem(&'a [u8]),
+    File(&'a std::fs::File, u64),
+}
+
+impl Bytes<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Bytes::Mem(b) => b.len() as u64,
+            Bytes::File(_, len) => *len,
+        }
+    }
+}
+
+/// Class- and byte-order-aware reads, each bounded by the source's length.
 #[derive(Clone, Copy)]
 struct Reader<'a> {
-    bytes: &'a [u8],
+    bytes: Bytes<'a>,
     class: Class,
     data: Endian,
 }
 
 impl<'a> Reader<'a> {
-    fn slice(&self, offset: u64, len: u64, what: &'static str) -> Result<&'a [u8], ElfError> {
+    fn slice(&self, offset: u64, len: u64, what: &'static str) -> Result<Cow<'a, [u8]>, ElfError> {
+        let end = offset.checked_add(len).ok_or(ElfError::Truncated(what))?;
+        if end > self.bytes.len() {
+            return Err(ElfError::Truncated(what));
+        }
         let start = usize::try_from(offset).map_err(|_| ElfError::Truncated(what))?;
         let len = usize::try_from(len).map_err(|_| ElfError::Truncated(what))?;
-        start
-            .checked_add(len)
-            .and_then(|end| self.bytes.get(start..end))
-            .ok_or(ElfError::Truncated(what))
+        match self.bytes {
+            Bytes::Mem(b) => b
+                .get(start..start + len)
+                .map(Cow::Borrowed)
+                .ok_or(ElfError::Truncated(what)),
+            Bytes::File(f, _) => {
+                let mut buf = vec![0u8; len];
+                f.read_exact_at(&mut buf, offset)
+                    .map_err(|_| ElfError::Truncated(what))?;
+                Ok(Cow::Owned(buf))
+            }
+        }
+    }
+
+    /// A reader over bytes already read (a table), with the same class and order.
+    fn over(&self, bytes: &'a [u8]) -> Reader<'a> {
+        Reader {
+            bytes: Bytes::Mem(bytes),
+            ..*self
+        }
     }
 
     fn uint(&self, offset: u64, size: u64, what: &'static str) -> Result<u64, ElfError> {
@@ -77,11 +118,25 @@ struct Segment {
     filesz: u64,
 }
 
-pub(super) fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
-    if !has_magic(bytes) {
+/// The largest dynamic string table read (real ones are well under a few MiB;
+/// this bounds memory on hostile input).
+const MAX_STRTAB: u64 = 32 << 20;
+
+/// The largest ELF header (ELF64).
+const EHDR_SIZE: u64 = 64;
+
+pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
+    let head_len = bytes.len().min(EHDR_SIZE);
+    let probe = Reader {
+        bytes,
+        class: Class::Elf64,
+        data: Endian::Little,
+    };
+    let head = probe.slice(0, head_len, "ELF header")?;
+    if !has_magic(&head) {
         return Err(ElfError::NotElf);
     }
-    let ident = bytes.get(..16).ok_or(ElfError::Truncated("e_ident"))?;
+    let ident = head.get(..16).ok_or(ElfError::Truncated("e_ident"))?;
     let class = match ident[4] {
         1 => Class::Elf32,
         2 => Class::Elf64,
@@ -92,7 +147,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
         2 => Endian::Big,
         v => return invalid("EI_DATA", v.into()),
     };
-    let r = Reader { bytes, class, data };
+    let file_reader = Reader { bytes, class, data };
+    let r = file_reader.over(&head);
     let kind = r.u16(16, "e_type")?;
     let machine = r.u16(18, "e_machine")?;
     let (phoff, flags, phentsize, phnum) = match class {
@@ -109,7 +165,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
             r.u16(56, "e_phnum")?,
         ),
     };
-    let segments = program_headers(&r, phoff, phentsize, phnum)?;
+    let segments = program_headers(&file_reader, phoff, phentsize, phnum)?;
+    let r = file_reader;
     let mut file = ElfFile {
         class,
         data,
@@ -130,7 +187,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
     };
     if let Some(seg) = segments.iter().find(|s| s.kind == PT_INTERP) {
         let raw = r.slice(seg.offset, seg.filesz, "PT_INTERP")?;
-        let text = String::from_utf8_lossy(raw);
+        let text = String::from_utf8_lossy(&raw);
         file.interp = Some(text.trim_end_matches('\0').to_string());
     }
     if let Some(seg) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
@@ -161,10 +218,11 @@ fn program_headers(
         return invalid("e_phentsize", phentsize.into());
     }
     let size = u64::from(phentsize);
-    // Bounds-check the whole table first, so the allocation below is bounded by the file.
-    r.slice(phoff, size * u64::from(phnum), "program header table")?;
+    // One bounded read of the whole table: the allocation is bounded by the file.
+    let table = r.slice(phoff, size * u64::from(phnum), "program header table")?;
+    let t = r.over(&table);
     (0..u64::from(phnum))
-        .map(|i| segment(r, phoff + i * size))
+        .map(|i| segment(&t, i * size))
         .collect()
 }
 
@@ -199,7 +257,7 @@ fn vaddr_to_offset(segments: &[Segment], addr: u64) -> Option<(u64, u64)> {
 fn dynamic_entries(r: &Reader, seg: &Segment) -> Result<Vec<(u64, u64)>, ElfError> {
     let table = r.slice(seg.offset, seg.filesz, "PT_DYNAMIC")?;
     let entry = 2 * r.word_size();
-    let sub = Reader { bytes: table, ..*r };
+    let sub = r.over(&table);
     let mut entries = Vec::new();
     let mut at = 0;
     while at + entry <= table.len() as u64 {
@@ -240,10 +298,13 @@ fn read_dynamic(
         value: strtab,
     })?;
     let len = value(DT_STRSZ).unwrap_or(in_segment).min(in_segment);
-    let available = (r.bytes.len() as u64).saturating_sub(offset).min(len);
+    let available = r.bytes.len().saturating_sub(offset).min(len);
+    if available > MAX_STRTAB {
+        return invalid("DT_STRSZ", available);
+    }
     let strings = r.slice(offset, available, "dynamic string table")?;
     for (tag, val) in &entries {
-        let text = || string_at(strings, *val);
+        let text = || string_at(&strings, *val);
         match *tag {
             DT_NEEDED => file.needed.push(text()?),
             DT_SONAME => file.soname = Some(text()?),

@@ -166,7 +166,15 @@ pub fn copy_dir_metadata(src_meta: &TreeEntry, dest: &Path, opts: &CopyOptions) 
             "not a directory",
         ));
     }
-    if opts.preserve_owner {
+    // An unchanged directory is left alone: a no-op rebuild writes nothing.
+    let owner_ok =
+        !opts.preserve_owner || (meta.uid() == src_meta.uid && meta.gid() == src_meta.gid);
+    let mode_ok = meta.mode() & MODE_BITS == src_meta.mode & MODE_BITS;
+    let mtime_ok = FileTime::from_last_modification_time(&meta) == src_meta.mtime;
+    if owner_ok && mode_ok && mtime_ok {
+        return Ok(());
+    }
+    if !owner_ok {
         lchown(dest, Some(src_meta.uid), Some(src_meta.gid))
             .map_err(|err| path_error(dest, err))?;
     }

@@ -8,6 +8,9 @@ use super::{Dep, Resolution, Via};
 /// ldd's lines without load addresses: `\tNAME => PATH`, `\tNAME => not
 /// found`, and the interpreter last as `\t/lib64/ld-linux-x86-64.so.2`.
 pub fn ldd_lines(res: &Resolution) -> String {
+    if res.libs.is_empty() && res.interp.is_none() {
+        return "\tstatically linked\n".to_string();
+    }
     let mut out = String::new();
     for dep in &res.libs {
         let line = match (&dep.via, &dep.path) {
