@@ -8,7 +8,7 @@ use crate::bom;
 use crate::check::{self, CheckReport};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing};
 use crate::error::{Error, Result, Status};
-use crate::fs::{CopyOptions, ImageRoot};
+use crate::fs::{CopyOptions, ImageRoot, RootLock};
 use crate::manifest;
 use crate::plan::image::ImageMap;
 use crate::plan::{self, Plan, PlanOptions};
@@ -55,6 +55,15 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
     let summary = if opts.dry_run {
         None
     } else {
+        // One run at a time per root: the lock lives in the root.
+        std::fs::create_dir_all(&opts.root).map_err(|e| {
+            Error::new(
+                Status::Dir,
+                format!("cannot create the root {}: {e}", opts.root.display()),
+            )
+        })?;
+        let _lock =
+            RootLock::acquire(&opts.root).map_err(|e| Error::new(Status::Dir, e.to_string()))?;
         let root = ImageRoot::new(&opts.root);
         let copy = CopyOptions {
             preserve_owner: is_root_user(),

@@ -296,7 +296,6 @@ fn an_unreadable_bom_is_255_naming_the_file() {
 /// SPEC A1 (kept by B1): a `files` item must be a string or a map with `name`; an int item is a
 /// schema error (253). The tool takes `1` as the file name "1" and fails later with 255.
 #[test]
-#[ignore = "tool bug: an int `files` item is accepted as a name (255 instead of 253)"]
 fn an_int_files_item_is_a_schema_error() {
     let ws = Ws::new();
     ws.write(

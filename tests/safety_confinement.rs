@@ -442,7 +442,6 @@ fn planted_symlinks_are_followed_inside_the_image() {
 /// (`host.is_dir()` follows it on the host), so this works only when the same path happens to
 /// exist beside the root, and otherwise fails with "/up is a file in the root" (252).
 #[test]
-#[ignore = "tool bug: links climbing above the root are judged on the host (apply::check_existing)"]
 fn a_link_climbing_above_the_root_resolves_at_the_root() {
     lands_inside(&[("up", "../../../nothere/sd")], "up", "nothere/sd");
     lands_inside(

@@ -140,7 +140,6 @@ fn heavy_sigkill_during_python_build_then_rerun_matches_clean_build() {
 /// A run killed while writing leaves ".NAME.copy_bom-XXXXXX" beside the file it was writing; the
 /// rerun must remove it (SPEC B2: "a rerun completes the image"). Simulated here by planting one.
 #[test]
-#[ignore = "tool bug: stale temporary files from a killed run survive the rerun"]
 fn a_rerun_removes_temporary_files_left_by_a_killed_run() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path();

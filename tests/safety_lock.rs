@@ -1,8 +1,5 @@
-//! The root lock (src/fs/lock.rs), compiled here as well so its unit tests run even before the
-//! module is wired into the crate, plus two concurrent runs of the binary into one root.
-
-#[path = "../src/fs/lock.rs"]
-mod lock;
+//! Two concurrent runs of the binary into one root serialize on the root's
+//! lock (src/fs/lock.rs, whose unit tests live with it) and give a clean image.
 
 mod safety_support;
 

@@ -3,6 +3,7 @@
 //! metadata. Every write goes through [`ImageRoot`], so it lands inside the
 //! root whatever links the root already holds.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,6 +46,7 @@ pub fn apply(
     check_existing(map, root)?;
     let mut summary = Summary::default();
     mkdir(root, Path::new("/"))?;
+    remove_stale_temps(map, root)?;
     for (path, node) in &map.nodes {
         if node.kind == NodeKind::Dir {
             mkdir(root, path)?;
@@ -89,8 +91,14 @@ fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
         let Ok(meta) = host.symlink_metadata() else {
             continue;
         };
+        // A link in the root is followed inside the image, never on the host.
+        let is_dir = meta.is_dir()
+            || (meta.file_type().is_symlink()
+                && root
+                    .host_path_followed(path)
+                    .is_ok_and(|h| h.symlink_metadata().map_or(true, |m| m.is_dir())));
         let problem = match &node.kind {
-            NodeKind::Dir if !meta.is_dir() && !host.is_dir() => Some("is a file in the root"),
+            NodeKind::Dir if !is_dir => Some("is a file in the root"),
             NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
                 Some("is a directory in the root and cannot be replaced")
             }
@@ -99,6 +107,31 @@ fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
         if let Some(p) = problem {
             let e = std::io::Error::other(format!("{} {p}", path.display()));
             return Err(write_error(&node.kind, path, e));
+        }
+    }
+    Ok(())
+}
+
+/// A killed run leaves temporary files beside the files it was writing: a
+/// rerun (holding the root's lock) removes them from every directory it writes.
+fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
+    let dirs: BTreeSet<&Path> = map
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.kind != NodeKind::Dir)
+        .filter_map(|(p, _)| p.parent())
+        .collect();
+    for dir in dirs {
+        let host = root
+            .host_path_followed(dir)
+            .map_err(|e| write_error(&NodeKind::Dir, dir, e))?;
+        let removed =
+            fs::remove_stale_temp_files(&host).map_err(|e| write_error(&NodeKind::Dir, dir, e))?;
+        if removed > 0 {
+            tracing::info!(
+                "removed {removed} temporary files of an interrupted run in {}",
+                dir.display()
+            );
         }
     }
     Ok(())

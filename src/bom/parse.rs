@@ -202,9 +202,17 @@ impl Converter<'_> {
         let loc = self.loc(&raw.referenced);
         let map = match raw.value {
             RawFile::Name(name) => return self.file_named(name, loc),
+            // As in the original, a files item must be a string or a map:
+            // an unquoted number or boolean is a schema error.
             RawFile::Plain(shown) => {
                 let exact = self.source_text(&raw.referenced).unwrap_or(shown);
-                return self.file_named(exact, loc);
+                return Err(Error::at(
+                    Status::InvalidBom,
+                    &loc,
+                    format!(
+                        "a files item must be a file name or a map with `name`, not `{exact}`; quote it (\"{exact}\") to use it as a name"
+                    ),
+                ));
             }
             RawFile::Map(map) => *map,
         };

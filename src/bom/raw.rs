@@ -176,8 +176,8 @@ impl Fields for RawFileMap {
 pub(super) enum RawFile {
     /// A string scalar.
     Name(String),
-    /// A plain scalar the parser read as a number or boolean; the caller takes
-    /// its exact text from the source (`010` must stay `010`).
+    /// A plain scalar the parser read as a number or boolean: not a valid
+    /// item (the caller reports it with its exact text from the source).
     Plain(String),
     Map(Box<Map<RawFileMap>>),
 }

@@ -96,7 +96,7 @@ fn write_atomically(src: &Path, dest: &Path, opts: &CopyOptions) -> io::Result<O
     let src_meta = input.metadata().map_err(|err| path_error(src, err))?;
     let mut temp = tempfile::Builder::new()
         .prefix(&temp_prefix(dest)?)
-        .rand_bytes(6)
+        .rand_bytes(TEMP_RAND)
         .tempfile_in(parent_dir(dest))
         .map_err(|err| path_error(dest, err))?;
     let bytes = io::copy(&mut input, temp.as_file_mut()).map_err(|err| {
@@ -147,7 +147,7 @@ pub fn make_symlink(target: &Path, link: &Path) -> io::Result<Outcome> {
 fn replace_with_symlink(target: &Path, link: &Path) -> io::Result<Outcome> {
     let temp = tempfile::Builder::new()
         .prefix(&temp_prefix(link)?)
-        .rand_bytes(6)
+        .rand_bytes(TEMP_RAND)
         .make_in(parent_dir(link), |temp_path| symlink(target, temp_path))
         .map_err(|err| path_error(link, err))?;
     temp.persist(link)
@@ -191,6 +191,47 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// The marker between a temporary file's name and its random suffix.
+const TEMP_MARK: &[u8] = b".copy_bom-";
+/// Length of the random suffix of temporary names.
+const TEMP_RAND: usize = 6;
+
+/// True for a name this module gives temporary files (`.NAME.copy_bom-XXXXXX`).
+fn is_temp_name(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    let Some(head) = b.len().checked_sub(TEMP_RAND) else {
+        return false;
+    };
+    b.starts_with(b".")
+        && b[..head].ends_with(TEMP_MARK)
+        && head > TEMP_MARK.len() + 1
+        && b[head..].iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Removes the temporary files a killed run left in `dir` (regular files and
+/// symlinks with this module's temporary names); returns how many. Call it
+/// only while holding the root's lock, so no other run's files are removed.
+pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(path_error(dir, err)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|err| path_error(dir, err))?;
+        let stale = is_temp_name(&entry.file_name())
+            && entry
+                .file_type()
+                .is_ok_and(|t| t.is_file() || t.is_symlink());
+        if stale {
+            fs::remove_file(entry.path()).map_err(|err| path_error(&entry.path(), err))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// ".NAME.copy_bom-": hidden, recognisable, and short enough that the random suffix still fits in
 /// NAME_MAX (255 bytes) for the longest names.
 fn temp_prefix(dest: &Path) -> io::Result<OsString> {
@@ -200,6 +241,47 @@ fn temp_prefix(dest: &Path) -> io::Result<OsString> {
     let bytes = name.as_bytes();
     let mut prefix = OsString::from(".");
     prefix.push(OsStr::from_bytes(&bytes[..bytes.len().min(200)]));
-    prefix.push(".copy_bom-");
+    prefix.push(OsStr::from_bytes(TEMP_MARK));
     Ok(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised() {
+        assert!(is_temp_name(OsStr::new(".libc.so.6.copy_bom-AbC123")));
+        assert!(!is_temp_name(OsStr::new("libc.so.6.copy_bom-AbC123")));
+        assert!(!is_temp_name(OsStr::new(".copy_bom.lock")));
+        assert!(!is_temp_name(OsStr::new(".x.copy_bom-AbC12")));
+        assert!(!is_temp_name(OsStr::new(".copy_bom-AbC123")));
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        for n in [".a.copy_bom-x1Y2z3", "a", ".copy_bom.lock"] {
+            fs::write(t.path().join(n), "").unwrap();
+        }
+        fs::create_dir(t.path().join(".d.copy_bom-x1Y2z3")).unwrap();
+        assert_eq!(remove_stale_temp_files(t.path()).unwrap(), 1);
+        let mut left: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                OsString::from(".copy_bom.lock"),
+                ".d.copy_bom-x1Y2z3".into(),
+                "a".into()
+            ]
+        );
+        assert_eq!(
+            remove_stale_temp_files(&t.path().join("missing")).unwrap(),
+            0
+        );
+    }
 }

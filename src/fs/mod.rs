@@ -15,13 +15,17 @@
 mod copy;
 mod excludes;
 mod image_path;
+pub mod lock;
 mod root;
 mod tree;
 mod wildmatch;
 
-pub use copy::{CopyOptions, Outcome, copy_dir_metadata, copy_file, make_symlink};
+pub use copy::{
+    CopyOptions, Outcome, copy_dir_metadata, copy_file, make_symlink, remove_stale_temp_files,
+};
 pub use excludes::Excludes;
 pub use image_path::{EscapeError, normalize_image_path};
+pub use lock::RootLock;
 pub use root::ImageRoot;
 pub use tree::{EntryKind, TreeEntry, TreeScan, scan_tree};
 

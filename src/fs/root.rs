@@ -58,6 +58,12 @@ impl ImageRoot {
         }
     }
 
+    /// The host path of `p` with every component followed inside the image,
+    /// the last one included (what opening `p` in the image would reach).
+    pub fn host_path_followed(&self, p: &Path) -> io::Result<PathBuf> {
+        Ok(self.host_of(&self.resolved_dir(p)?))
+    }
+
     /// `mkdir -p` inside the image, following existing in-root links in every component, the last
     /// one included. A dangling link creates its target inside the root. Returns the host path.
     pub fn create_dir_all(&self, p: &Path) -> io::Result<PathBuf> {
