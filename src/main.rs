@@ -267,9 +267,12 @@ fn run_deps(files: &[PathBuf], opts: ResolveOptions, tree: bool, json: bool) -> 
             serde_json::to_string_pretty(&results).unwrap_or_default()
         );
     } else {
-        for r in &results {
-            print_file_deps(r, results.len() > 1, tree);
-        }
+        // One write: thousands of files give tens of thousands of lines.
+        let text: String = results
+            .iter()
+            .map(|r| file_deps_text(r, results.len() > 1, tree))
+            .collect();
+        print!("{text}");
     }
     if results.iter().any(|r| r.error.is_some()) {
         return Err(Error::new(
@@ -286,16 +289,18 @@ fn run_deps(files: &[PathBuf], opts: ResolveOptions, tree: bool, json: bool) -> 
     Ok(())
 }
 
-fn print_file_deps(r: &FileDeps, header: bool, tree: bool) {
+fn file_deps_text(r: &FileDeps, header: bool, tree: bool) -> String {
+    let mut out = String::new();
     if header {
-        println!("{}:", r.file.display());
+        out = format!("{}:\n", r.file.display());
     }
     match (&r.resolution, &r.error) {
-        (Some(res), _) if tree && !res.libs.is_empty() => print!("{}", ldso::report::tree(res)),
-        (Some(res), _) => print!("{}", ldso::report::ldd_lines(res)),
-        (None, Some(e)) => println!("\t{e}"),
+        (Some(res), _) if tree && !res.libs.is_empty() => out += &ldso::report::tree(res),
+        (Some(res), _) => out += &ldso::report::ldd_lines(res),
+        (None, Some(e)) => out += &format!("\t{e}\n"),
         (None, None) => {}
     }
+    out
 }
 
 fn run_check(

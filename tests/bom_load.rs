@@ -102,7 +102,7 @@ fn every_schema_element_with_locations() {
 #[test]
 fn plain_scalars_are_strings_with_their_exact_text() {
     let (bom, _) = one(
-        "targets:\n  - target: 1\n    mkdirs: [2021, true, 010, 1.50]\n    copy:\n      - files: [010, 2021, false]\n",
+        "targets:\n  - target: 1\n    mkdirs: [2021, true, 010, 1.50]\n    copy:\n      - files: ['010', \"2021\"]\n",
     );
     let t = &bom.targets[0];
     assert_eq!(t.target.value, "1");
@@ -115,7 +115,21 @@ fn plain_scalars_are_strings_with_their_exact_text() {
         .iter()
         .map(|f| f.name.value.as_str())
         .collect();
-    assert_eq!(files, vec!["010", "2021", "false"]);
+    assert_eq!(files, vec!["010", "2021"]);
+}
+
+#[test]
+fn unquoted_numbers_and_booleans_are_not_files_items() {
+    // SPEC A1: a files item is a string or a map with `name` (the original
+    // rejects an int item as "did not match any variant"), kept by B1.
+    for item in ["010", "2021", "false", "1.5"] {
+        let (status, msg) = error(&format!(
+            "targets:\n  - target: /\n    copy:\n      - files: [a, {item}]\n"
+        ));
+        assert_eq!(status, Status::InvalidBom, "{msg}");
+        assert!(msg.starts_with("DIR/app.yaml:4:"), "{msg}");
+        assert!(msg.contains(&format!("`{item}`")), "{msg}");
+    }
 }
 
 #[test]

@@ -87,6 +87,9 @@ pub fn has_magic(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")
 }
 
+/// How much of a file is read at once to find the magic and the headers.
+const HEAD_BYTES: usize = 4096;
+
 /// Reads and parses `path`.
 ///
 /// Returns `Ok(None)` when the file is not ELF at all (no magic, or shorter
@@ -99,19 +102,27 @@ pub fn read_file(path: &Path) -> Result<Option<ElfFile>, ElfError> {
         message: e.to_string(),
     };
     let mut file = fs::File::open(path).map_err(io)?;
-    let mut magic = [0u8; 4];
+    // One read brings the magic and, for most files, every header.
+    let mut head = vec![0u8; HEAD_BYTES];
     let mut got = 0;
-    while got < magic.len() {
-        match file.read(&mut magic[got..]).map_err(io)? {
-            0 => return Ok(None),
+    while got < head.len() {
+        match file.read(&mut head[got..]).map_err(io)? {
+            0 => break,
             n => got += n,
         }
     }
-    if !has_magic(&magic) {
+    head.truncate(got);
+    if !has_magic(&head) {
         return Ok(None);
     }
     let len = file.metadata().map_err(io)?.len();
-    parse::parse(parse::Bytes::File(&file, len)).map(Some)
+    let head = &head[..head.len().min(usize::try_from(len).unwrap_or(usize::MAX))];
+    parse::parse(parse::Bytes::File {
+        file: &file,
+        len,
+        head,
+    })
+    .map(Some)
 }
 
 #[cfg(test)]

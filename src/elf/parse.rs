@@ -29,14 +29,20 @@ const DF_1_NODEFLIB: u64 = 0x800;
 #[derive(Clone, Copy)]
 pub(super) enum Bytes<'a> {
     Mem(&'a [u8]),
-    File(&'a std::fs::File, u64),
+    /// A file of `len` bytes whose first bytes, `head`, are already read (the
+    /// headers usually lie there, saving a read each).
+    File {
+        file: &'a std::fs::File,
+        len: u64,
+        head: &'a [u8],
+    },
 }
 
 impl Bytes<'_> {
     fn len(&self) -> u64 {
         match self {
             Bytes::Mem(b) => b.len() as u64,
-            Bytes::File(_, len) => *len,
+            Bytes::File { len, .. } => *len,
         }
     }
 }
@@ -62,9 +68,12 @@ impl<'a> Reader<'a> {
                 .get(start..start + len)
                 .map(Cow::Borrowed)
                 .ok_or(ElfError::Truncated(what)),
-            Bytes::File(f, _) => {
+            Bytes::File { head, .. } if start + len <= head.len() => {
+                Ok(Cow::Borrowed(&head[start..start + len]))
+            }
+            Bytes::File { file, .. } => {
                 let mut buf = vec![0u8; len];
-                f.read_exact_at(&mut buf, offset)
+                file.read_exact_at(&mut buf, offset)
                     .map_err(|_| ElfError::Truncated(what))?;
                 Ok(Cow::Owned(buf))
             }

@@ -24,11 +24,17 @@ pub struct Resolver {
     pub(crate) opts: ResolverOptions,
     pub(crate) sysroot: Sysroot,
     elves: Mutex<HashMap<FileId, Option<Arc<ElfFile>>>>,
+    /// Candidate library paths (inside the sysroot) already looked at: most
+    /// files of a run ask for the same few libraries in the same places.
+    candidates: Mutex<HashMap<String, Option<Loaded>>>,
     dirs: Mutex<HashMap<String, bool>>,
     cache: OnceLock<Option<LdCache>>,
     conf: OnceLock<Vec<String>>,
     loaders: Mutex<HashMap<LoaderKey, Arc<LoaderFacts>>>,
 }
+
+/// A parsed ELF file and its identity.
+pub(crate) type Loaded = (FileId, Arc<ElfFile>);
 
 /// Locks a cache map; a poisoned lock only means another thread panicked
 /// mid-insert of a memo entry, which leaves the map usable.
@@ -42,6 +48,7 @@ impl Resolver {
             sysroot: Sysroot::new(&opts.sysroot),
             opts,
             elves: Mutex::default(),
+            candidates: Mutex::default(),
             dirs: Mutex::default(),
             cache: OnceLock::new(),
             conf: OnceLock::new(),
@@ -117,6 +124,20 @@ impl Resolver {
         };
         lock(&self.elves).insert(id, parsed.clone());
         parsed.map(|e| (id, e))
+    }
+
+    /// The ELF file at an inside candidate path, memoized per path; None when
+    /// it does not exist or is not a well-formed ELF file.
+    pub(crate) fn candidate_at(&self, path: &str) -> Option<Loaded> {
+        if let Some(known) = lock(&self.candidates).get(path) {
+            return known.clone();
+        }
+        let found = self
+            .sysroot
+            .open_path(Path::new(path))
+            .and_then(|host| self.elf_at(&host));
+        lock(&self.candidates).insert(path.to_string(), found.clone());
+        found
     }
 
     /// Whether an inside directory exists, memoized.

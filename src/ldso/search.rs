@@ -108,13 +108,14 @@ impl<'r> Search<'r> {
     fn push_main(&mut self, file: &Path, main: Arc<ElfFile>) {
         let path = self.r.sysroot.absolute(file).to_string_lossy().into_owned();
         let origin = match self.flavor {
-            // glibc takes the executable's real directory (/proc/self/exe).
-            Flavor::Glibc => self
+            // glibc takes the executable's real directory (/proc/self/exe);
+            // resolving it costs a readlink per component, so only when used.
+            Flavor::Glibc if uses_origin(&main) => self
                 .r
                 .sysroot
                 .canonical(file)
                 .map(|c| c.to_string_lossy().into_owned()),
-            Flavor::Musl => None,
+            Flavor::Glibc | Flavor::Musl => None,
         }
         .map_or_else(|| parent(&path), |c| parent(&c));
         let mut names = Vec::new();
@@ -454,8 +455,7 @@ impl<'r> Search<'r> {
 
     /// Opens a candidate; one that fails the loader's checks is skipped.
     fn try_file(&self, path: &str) -> Option<Candidate> {
-        let host = self.r.sysroot.open_path(Path::new(path))?;
-        let (id, elf) = self.r.elf_at(&host)?;
+        let (id, elf) = self.r.candidate_at(path)?;
         if !self.compatible(&elf) {
             debug!("{path}: skipped, not a compatible shared object");
             return None;
@@ -553,4 +553,13 @@ fn parent(path: &str) -> String {
         Some(("", _)) | None => "/".to_string(),
         Some((dir, _)) => dir.to_string(),
     }
+}
+
+/// Whether any string of the file that the loader expands names `$ORIGIN`.
+fn uses_origin(elf: &ElfFile) -> bool {
+    let strings = elf.rpath.iter().chain(elf.runpath.iter());
+    let names = elf.needed.iter().chain(&elf.filters).chain(&elf.auxiliary);
+    strings
+        .chain(names)
+        .any(|s| s.contains("$ORIGIN") || s.contains("${ORIGIN}"))
 }
