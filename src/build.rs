@@ -1,16 +1,18 @@
 //! The main job: boms → plan → libraries → validation → image. Every check
 //! runs before the first write, so bad input leaves the root untouched.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::apply::{self, Summary};
 use crate::bom;
-use crate::check::{self, CheckReport};
+use crate::check::{self, CheckReport, KnownHeaders};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing};
+use crate::elf::ElfFile;
 use crate::error::{Error, Result, Status};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
 use crate::manifest;
-use crate::plan::image::ImageMap;
+use crate::plan::image::{ImageMap, NodeKind};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::report;
 
@@ -50,7 +52,14 @@ pub struct BuildOutcome {
 /// Plans the image and, unless it is a dry run, writes it. `progress` is
 /// called once per file written.
 pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<BuildOutcome> {
-    let (plan, map, mut warnings, missing, config) = plan_image(opts)?;
+    let Planned {
+        plan,
+        map,
+        mut warnings,
+        missing,
+        config,
+        headers,
+    } = plan_image(opts)?;
     let mut check = None;
     let summary = if opts.dry_run {
         None
@@ -73,7 +82,8 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
             manifest::write(path, &manifest::records(&plan, &map, &root)?)?;
         }
         if opts.check {
-            let report = check::check_image(&opts.root, &config)?;
+            let known = known_headers(&map, &headers);
+            let report = check::check_image(&opts.root, &config, &known)?;
             final_check_verdict(&report, opts.strict, &mut warnings)?;
             check = Some(report);
         }
@@ -129,7 +139,27 @@ fn join_paths(paths: &[PathBuf]) -> String {
     }
 }
 
-type Planned = (Plan, ImageMap, Vec<String>, Vec<Missing>, LoaderConfig);
+/// Everything planning produced, for the writing and the final check.
+struct Planned {
+    plan: Plan,
+    map: ImageMap,
+    warnings: Vec<String>,
+    missing: Vec<Missing>,
+    config: LoaderConfig,
+    /// ELF headers of the sources, by source path.
+    headers: HashMap<PathBuf, Option<ElfFile>>,
+}
+
+/// The headers of the files just copied, by image path.
+fn known_headers(map: &ImageMap, headers: &HashMap<PathBuf, Option<ElfFile>>) -> KnownHeaders {
+    map.nodes
+        .iter()
+        .filter_map(|(dest, node)| match &node.kind {
+            NodeKind::File { src } => headers.get(src).map(|h| (dest.clone(), h.clone())),
+            _ => None,
+        })
+        .collect()
+}
 
 fn plan_image(opts: &BuildOptions) -> Result<Planned> {
     let loaded = bom::load(&opts.bom, &opts.include_dirs, &|v| std::env::var(v).ok())?;
@@ -166,7 +196,14 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         ));
     }
     let map = ImageMap::build(&plan)?;
-    Ok((plan, map, warnings, libs.missing, config))
+    Ok(Planned {
+        plan,
+        map,
+        warnings,
+        missing: libs.missing,
+        config,
+        headers: libs.headers,
+    })
 }
 
 /// Missing libraries of listed files are an error (unless allowed); those of

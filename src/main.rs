@@ -309,7 +309,7 @@ fn run_check(
     json: bool,
 ) -> Result<(), Error> {
     let config = LoaderConfig::load(loader_config.as_deref())?;
-    let rep = check::check_image(root, &config)?;
+    let rep = check::check_image(root, &config, &Default::default())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rep).unwrap_or_default());
     } else {

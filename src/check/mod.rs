@@ -3,14 +3,14 @@
 //! would see the image at run time (the image's own ld.so.cache if it has one,
 //! never the host's), and every symlink is followed inside the image.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::deps::{LoaderConfig, Missing};
-use crate::elf::{self, ET_DYN, ET_EXEC};
+use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::error::{Error, Result, Status};
 use crate::fs::ImageRoot;
 use crate::ldso::{Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
@@ -43,10 +43,18 @@ impl CheckReport {
     }
 }
 
+/// ELF headers already known for image paths (None: not an executable or
+/// shared object), so files just copied need not be read again.
+pub type KnownHeaders = HashMap<PathBuf, Option<ElfFile>>;
+
 /// Checks the image at `root`. With a loader config, a file whose
 /// interpreter is configured searches the configured lib dirs (inside the
-/// image) first, as the Occlum loader would.
-pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
+/// image) first, as the Occlum loader would. Files in `known` are not read.
+pub fn check_image(
+    root: &Path,
+    config: &LoaderConfig,
+    known: &KnownHeaders,
+) -> Result<CheckReport> {
     if !root.is_dir() {
         return Err(Error::new(
             Status::NotFound,
@@ -62,13 +70,16 @@ pub fn check_image(root: &Path, config: &LoaderConfig) -> Result<CheckReport> {
         .collect();
     let elves: Vec<_> = files
         .par_iter()
-        .filter_map(
-            |p| match elf::read_file(&root.join(p.strip_prefix("/").unwrap_or(p))) {
+        .filter_map(|p| {
+            if let Some(k) = known.get(p) {
+                return k.clone().map(|e| Ok((p.clone(), e)));
+            }
+            match elf::read_file(&root.join(p.strip_prefix("/").unwrap_or(p))) {
                 Ok(Some(e)) if e.kind == ET_EXEC || e.kind == ET_DYN => Some(Ok((p.clone(), e))),
                 Ok(_) => None,
                 Err(e) => Some(Err(format!("{}: {e}", p.display()))),
-            },
-        )
+            }
+        })
         .collect();
     let mut subjects = Vec::new();
     for e in elves {

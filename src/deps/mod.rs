@@ -49,6 +49,10 @@ pub struct LibraryReport {
     pub warnings: Vec<String>,
     /// ELF files analysed.
     pub analysed: usize,
+    /// What reading each source found: its ELF header when it is an
+    /// executable or shared object, None when it is not. The final check
+    /// reuses these for the copies instead of reading every file again.
+    pub headers: HashMap<PathBuf, Option<ElfFile>>,
 }
 
 /// One ELF file to analyse.
@@ -88,7 +92,7 @@ impl Sysroot {
 /// their bom's operations, in a deterministic order.
 pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryReport> {
     let mut report = LibraryReport::default();
-    let subjects = collect_subjects(plan, &mut report.warnings);
+    let subjects = collect_subjects(plan, &mut report.warnings, &mut report.headers);
     report.analysed = subjects.len();
     let resolver = Resolver::new(ResolverOptions {
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
@@ -138,7 +142,11 @@ pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryRepor
 /// Every regular file that may be ELF: listed files with autodep, and the
 /// files of copied dirs. Headers are read in parallel; non-ELF files and
 /// objects that are neither executables nor shared objects are skipped.
-fn collect_subjects(plan: &Plan, warnings: &mut Vec<String>) -> Vec<Subject> {
+fn collect_subjects(
+    plan: &Plan,
+    warnings: &mut Vec<String>,
+    headers: &mut HashMap<PathBuf, Option<ElfFile>>,
+) -> Vec<Subject> {
     let mut candidates = Vec::new();
     for p in &plan.ops {
         match &p.op {
@@ -165,13 +173,18 @@ fn collect_subjects(plan: &Plan, warnings: &mut Vec<String>) -> Vec<Subject> {
     let mut subjects = Vec::new();
     for (bom, src, listed, r) in read {
         match r {
-            Ok(Some(elf)) if elf.kind == ET_EXEC || elf.kind == ET_DYN => subjects.push(Subject {
-                bom,
-                src,
-                listed,
-                elf,
-            }),
-            Ok(_) => {}
+            Ok(Some(elf)) if elf.kind == ET_EXEC || elf.kind == ET_DYN => {
+                headers.insert(src.clone(), Some(elf.clone()));
+                subjects.push(Subject {
+                    bom,
+                    src,
+                    listed,
+                    elf,
+                })
+            }
+            Ok(_) => {
+                headers.insert(src, None);
+            }
             Err(e) => warnings.push(format!("{}: not a usable ELF file: {e}", src.display())),
         }
     }
