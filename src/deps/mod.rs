@@ -10,6 +10,7 @@
 
 pub mod loader_config;
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -220,8 +221,12 @@ fn loader_spec(interp: &str, config: &LoaderConfig) -> LoaderSpec {
 }
 
 /// The canonical roots of the dirs the plan copies: a library found inside
-/// one of them is already in the image.
-struct DirSources(Vec<PathBuf>);
+/// one of them is already in the image. Answers are memoised: most files
+/// need the same few libraries.
+struct DirSources {
+    roots: Vec<PathBuf>,
+    seen: RefCell<HashMap<PathBuf, bool>>,
+}
 
 impl DirSources {
     fn new(plan: &Plan) -> DirSources {
@@ -235,14 +240,23 @@ impl DirSources {
             .collect();
         roots.sort();
         roots.dedup();
-        DirSources(roots)
+        DirSources {
+            roots,
+            seen: RefCell::default(),
+        }
     }
 
     fn contains(&self, host: &Path) -> bool {
-        match std::fs::canonicalize(host) {
-            Ok(c) => self.0.iter().any(|r| c.starts_with(r)),
-            Err(_) => false,
+        if self.roots.is_empty() {
+            return false;
         }
+        if let Some(known) = self.seen.borrow().get(host) {
+            return *known;
+        }
+        let inside =
+            std::fs::canonicalize(host).is_ok_and(|c| self.roots.iter().any(|r| c.starts_with(r)));
+        self.seen.borrow_mut().insert(host.to_path_buf(), inside);
+        inside
     }
 }
 
