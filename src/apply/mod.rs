@@ -84,32 +84,42 @@ pub fn apply(
 /// Refuses, before the first write, what would fail halfway: a link or file
 /// over an existing directory, a directory over an existing file.
 fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
-    for (path, node) in &map.nodes {
-        let host = root
-            .host_path(path)
-            .map_err(|e| write_error(&node.kind, path, e))?;
-        let Ok(meta) = host.symlink_metadata() else {
-            continue;
-        };
-        // A link in the root is followed inside the image, never on the host.
-        let is_dir = meta.is_dir()
-            || (meta.file_type().is_symlink()
-                && root
-                    .host_path_followed(path)
-                    .is_ok_and(|h| h.symlink_metadata().map_or(true, |m| m.is_dir())));
-        let problem = match &node.kind {
-            NodeKind::Dir if !is_dir => Some("is a file in the root"),
-            NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
-                Some("is a directory in the root and cannot be replaced")
-            }
-            _ => None,
-        };
-        if let Some(p) = problem {
-            let e = std::io::Error::other(format!("{} {p}", path.display()));
-            return Err(write_error(&node.kind, path, e));
+    // In parallel, but the error reported is the first in path order.
+    let nodes: Vec<_> = map.nodes.iter().collect();
+    let results: Vec<Result<()>> = nodes
+        .par_iter()
+        .map(|(path, node)| check_one(root, path, node))
+        .collect();
+    results.into_iter().collect()
+}
+
+fn check_one(root: &ImageRoot, path: &Path, node: &Node) -> Result<()> {
+    let host = root
+        .host_path(path)
+        .map_err(|e| write_error(&node.kind, path, e))?;
+    let Ok(meta) = host.symlink_metadata() else {
+        return Ok(());
+    };
+    // A link in the root is followed inside the image, never on the host.
+    let is_dir = meta.is_dir()
+        || (meta.file_type().is_symlink()
+            && root
+                .host_path_followed(path)
+                .is_ok_and(|h| h.symlink_metadata().map_or(true, |m| m.is_dir())));
+    let problem = match &node.kind {
+        NodeKind::Dir if !is_dir => Some("is a file in the root"),
+        NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
+            Some("is a directory in the root and cannot be replaced")
         }
+        _ => None,
+    };
+    match problem {
+        Some(p) => {
+            let e = std::io::Error::other(format!("{} {p}", path.display()));
+            Err(write_error(&node.kind, path, e))
+        }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A killed run leaves temporary files beside the files it was writing: a
