@@ -15,9 +15,6 @@ use crate::error::{Error, Result, Status};
 use crate::fs::ImageRoot;
 use crate::ldso::{Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
 
-/// Link hops before a chain is declared a loop (the kernel's limit).
-const MAX_HOPS: usize = 40;
-
 /// A symlink in the image whose target does not exist inside the image.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DanglingLink {
@@ -184,42 +181,61 @@ fn walk(root: &Path, warnings: &mut Vec<String>) -> (Vec<PathBuf>, Vec<PathBuf>)
     (files, links)
 }
 
-/// Follows `link` inside the image; Some when the chain ends nowhere.
+/// Follows `link` inside the image (as the image would, with
+/// [`ImageRoot`]); Some when the chain ends nowhere or loops.
 fn dangling(image: &ImageRoot, link: &Path) -> Option<DanglingLink> {
-    let mut current = link.to_path_buf();
-    for _ in 0..MAX_HOPS {
-        let host = image.host_path(&current).ok()?;
-        let meta = match host.symlink_metadata() {
-            Ok(m) => m,
-            Err(_) => {
-                return Some(DanglingLink {
-                    link: link.to_path_buf(),
-                    target: current,
-                });
-            }
-        };
-        if !meta.file_type().is_symlink() {
-            return None;
-        }
-        let target = std::fs::read_link(&host).ok()?;
-        let base = current.parent().unwrap_or(Path::new("/"));
-        current = clamped(&base.join(target));
-    }
-    None
+    let end = match image.host_path_followed(link) {
+        Ok(host) if host.symlink_metadata().is_ok() => return None,
+        Ok(host) => host
+            .strip_prefix(image.root())
+            .map(|rel| Path::new("/").join(rel))
+            .unwrap_or(host),
+        // A loop: report the link itself.
+        Err(_) => link.to_path_buf(),
+    };
+    Some(DanglingLink {
+        link: link.to_path_buf(),
+        target: end,
+    })
 }
 
-/// Lexical normalisation where `..` stops at the image's `/`, as the kernel
-/// treats `/..` inside a chroot.
-fn clamped(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn dangling_links_are_judged_inside_the_image() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("x")).unwrap();
+        std::fs::write(root.join("x/file"), "").unwrap();
+        symlink("x/file", root.join("ok")).unwrap();
+        symlink("nowhere", root.join("dangling")).unwrap();
+        // Exists on the host, not in the image.
+        symlink("/etc/passwd", root.join("abs")).unwrap();
+        // `..` stops at the image root, so this is /x/file in the image.
+        symlink("../../../../x/file", root.join("x/up")).unwrap();
+        symlink("l2", root.join("l1")).unwrap();
+        symlink("l1", root.join("l2")).unwrap();
+        let report = check_image(root, &LoaderConfig::default(), &KnownHeaders::new()).unwrap();
+        let links: Vec<_> = report
+            .dangling_links
+            .iter()
+            .map(|d| (d.link.clone(), d.target.clone()))
+            .collect();
+        assert_eq!(
+            links,
+            vec![
+                (PathBuf::from("/abs"), PathBuf::from("/etc/passwd")),
+                (PathBuf::from("/dangling"), PathBuf::from("/nowhere")),
+                (PathBuf::from("/l1"), PathBuf::from("/l1")),
+                (PathBuf::from("/l2"), PathBuf::from("/l2")),
+            ]
+        );
+        assert!(
+            report.is_complete(),
+            "dangling links alone do not make an image incomplete"
+        );
     }
-    out
 }
