@@ -99,34 +99,39 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
 }
 
 /// What the final check found is reported as warnings (the image is written
-/// by then); with `--strict` an incomplete image is an error.
+/// by then); with `--strict` an incomplete image is an error that lists them.
 fn final_check_verdict(
     report: &CheckReport,
     strict: bool,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
-    for (file, interp) in &report.missing_interpreters {
-        warnings.push(format!(
-            "check: {} needs interpreter {interp}, which is not in the image",
-            file.display()
-        ));
-    }
-    for m in &report.missing {
-        warnings.push(format!(
+    let mut problems: Vec<String> = report
+        .missing_interpreters
+        .iter()
+        .map(|(file, interp)| {
+            format!(
+                "check: {} needs interpreter {interp}, which is not in the image",
+                file.display()
+            )
+        })
+        .collect();
+    problems.extend(report.missing.iter().map(|m| {
+        format!(
             "check: in the image, {} cannot find {} (searched {}); if the library is in the image, \
              its directory is not on the loader's path there (list the loader's config, e.g. \
              etc/ld.so.cache or etc/ld-musl-*.path, in the bom, or put the library in a default dir)",
             m.needed_by.display(),
             m.name,
             join_paths(&m.searched)
-        ));
-    }
-    if strict && !report.is_complete() {
+        )
+    }));
+    if strict && !problems.is_empty() {
         return Err(Error::new(
             Status::MissingLibraries,
-            "the image is incomplete (see the warnings above)",
+            format!("the image is incomplete:\n  {}", problems.join("\n  ")),
         ));
     }
+    warnings.extend(problems);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod common;
 
 use assert_cmd::assert::OutputAssertExt;
 use common::{Ws, copy_bom, gcc};
+use predicates::prelude::PredicateBooleanExt;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -436,6 +437,12 @@ fn a_musl_image_without_the_path_file_is_flagged_by_the_final_check() {
         .success()
         .stderr(predicates::str::contains("libmfoo.so"));
     assert!(ws.root().join("opt/muslish/lib/libmfoo.so").is_file());
+    // With --strict the error itself names the library and who needs it.
     ws.run("app.yaml", &["--sysroot", s.to_str().unwrap(), "--strict"])
-        .code(248);
+        .code(248)
+        .stderr(
+            predicates::str::contains("incomplete")
+                .and(predicates::str::contains("libmfoo.so"))
+                .and(predicates::str::contains("mprog")),
+        );
 }
