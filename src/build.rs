@@ -160,7 +160,7 @@ fn known_headers(map: &ImageMap, headers: &HashMap<PathBuf, Option<ElfFile>>) ->
     map.nodes
         .iter()
         .filter_map(|(dest, node)| match &node.kind {
-            NodeKind::File { src } => headers.get(src).map(|h| (dest.clone(), h.clone())),
+            NodeKind::File { src } => headers.get(src).map(|h| (dest.to_path_buf(), h.clone())),
             _ => None,
         })
         .collect()
@@ -173,20 +173,33 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         .iter()
         .map(|w| format!("{}: {}", w.loc, w.message))
         .collect();
+    // Every path the loader sees lies in the sysroot: make it absolute once.
+    let sysroot = match &opts.sysroot {
+        Some(s) => Some(std::path::absolute(s).map_err(|e| {
+            Error::new(
+                Status::NotFound,
+                format!("the sysroot {}: {e}", s.display()),
+            )
+        })?),
+        None => None,
+    };
     let mut plan = plan::build(
         &loaded,
         &PlanOptions {
             root: opts.root.clone(),
-            sysroot: opts.sysroot.clone(),
+            sysroot: sysroot.clone(),
         },
     )?;
+    warnings.append(&mut plan.warnings);
     let config = LoaderConfig::load(opts.loader_config.as_deref())?;
     let deps_opts = DepsOptions {
-        sysroot: opts.sysroot.clone(),
+        sysroot,
         library_path: opts.library_path.clone(),
         config: config.clone(),
     };
-    let libs = deps::add_libraries(&mut plan, &deps_opts)?;
+    let mut map = ImageMap::build(&plan, &opts.root);
+    let libs = deps::add_libraries(&mut plan, &mut map, &deps_opts)?;
+    plan::validate(&plan, &map)?;
     warnings.extend(libs.warnings);
     check_missing(&libs.missing, opts)?;
     for m in libs
@@ -200,7 +213,6 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
             m.name
         ));
     }
-    let map = ImageMap::build(&plan)?;
     Ok(Planned {
         plan,
         map,

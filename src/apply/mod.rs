@@ -129,7 +129,7 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
         .nodes
         .iter()
         .filter(|(_, n)| n.kind != NodeKind::Dir)
-        .filter_map(|(p, _)| p.parent())
+        .filter_map(|(p, _)| p.as_path().parent())
         .collect();
     for dir in dirs {
         let host = root

@@ -9,8 +9,8 @@
 //! libraries found in its lib dirs go beside it in the image.
 
 pub mod loader_config;
+mod place;
 
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -19,14 +19,17 @@ use serde::Serialize;
 
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::error::Result;
-use crate::fs::EntryKind;
-use crate::ldso::{Dep, LoaderSpec, Resolution, Resolver, ResolverOptions, Via};
-use crate::plan::{Op, Plan, PlannedOp};
+use crate::fs::ImagePath;
+use crate::ldso::{self, LoaderSpec, Resolution, Resolver, ResolverOptions};
+use crate::plan::image::{ImageMap, NodeKind};
+use crate::plan::{Op, Plan, PlannedOp, inside_sysroot};
 pub use loader_config::{ConfiguredLoader, LoaderConfig};
+use place::Placer;
 
 /// How libraries are looked up.
 #[derive(Debug, Clone, Default)]
 pub struct DepsOptions {
+    /// Absolute (the build makes it so): every path the loader sees lies in it.
     pub sysroot: Option<PathBuf>,
     pub library_path: Vec<String>,
     pub config: LoaderConfig,
@@ -43,10 +46,22 @@ pub struct Missing {
     pub listed: bool,
 }
 
+/// A library the host does not have but the image being built does: the
+/// boms place it where the image's loader will look, or in the same copied
+/// tree as the object that needs it (its program loads it first).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Provided {
+    pub name: String,
+    pub needed_by: PathBuf,
+    /// Where the image holds it.
+    pub at: ImagePath,
+}
+
 /// What autodep found besides the library operations it added to the plan.
 #[derive(Debug, Default)]
 pub struct LibraryReport {
     pub missing: Vec<Missing>,
+    pub provided: Vec<Provided>,
     pub warnings: Vec<String>,
     /// ELF files analysed.
     pub analysed: usize,
@@ -56,51 +71,38 @@ pub struct LibraryReport {
     pub headers: HashMap<PathBuf, Option<ElfFile>>,
 }
 
-/// One ELF file to analyse.
-struct Subject {
-    bom: usize,
-    src: PathBuf,
-    listed: bool,
-    elf: ElfFile,
+/// One ELF file of the image to analyse: a node of the image map whose
+/// content comes from a listed file (with autodep) or a copied dir.
+pub(crate) struct Subject {
+    pub bom: usize,
+    /// Host path of the source.
+    pub src: PathBuf,
+    /// Where it lands in the image.
+    pub dest: ImagePath,
+    /// The dir copy it comes from (index into the plan), if any.
+    pub dir_op: Option<usize>,
+    pub listed: bool,
+    pub elf: ElfFile,
 }
 
-/// The sysroot in which paths of the resolver live.
-struct Sysroot(Option<PathBuf>);
-
-impl Sysroot {
-    /// Host path of a path inside the sysroot.
-    fn host(&self, p: &Path) -> PathBuf {
-        match &self.0 {
-            Some(s) => s.join(p.strip_prefix("/").unwrap_or(p)),
-            None => p.to_path_buf(),
-        }
-    }
-
-    /// Path inside the sysroot of a host source file.
-    fn inside(&self, host: &Path) -> PathBuf {
-        let abs = std::path::absolute(host).unwrap_or_else(|_| host.to_path_buf());
-        match &self.0 {
-            Some(s) => match abs.strip_prefix(s) {
-                Ok(rel) => Path::new("/").join(rel),
-                Err(_) => abs,
-            },
-            None => abs,
-        }
-    }
-}
-
-/// Finds the libraries of every ELF file in the plan and appends them to
-/// their bom's operations, in a deterministic order.
-pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryReport> {
+/// Finds the libraries of every ELF file the image will hold, judges each in
+/// the image being built (satisfied by a host file, which is then placed
+/// where the image's loader will find it, or by what the boms place there)
+/// and adds the copies to the plan and the map, in a deterministic order.
+pub fn add_libraries(
+    plan: &mut Plan,
+    map: &mut ImageMap,
+    opts: &DepsOptions,
+) -> Result<LibraryReport> {
     let mut report = LibraryReport::default();
-    let subjects = collect_subjects(plan, &mut report.warnings, &mut report.headers);
+    let subjects = collect_subjects(plan, map, &mut report.warnings, &mut report.headers);
     report.analysed = subjects.len();
     let resolver = Resolver::new(ResolverOptions {
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
     });
-    let sysroot = Sysroot(opts.sysroot.clone());
+    let sysroot = opts.sysroot.as_deref();
     let defaults = default_interps(&subjects);
     let resolved: Vec<_> = subjects
         .par_iter()
@@ -109,24 +111,26 @@ pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryRepor
                 .elf
                 .interp
                 .clone()
-                .or_else(|| defaults.get(&s.bom).cloned());
+                .or_else(|| defaults.get(&s.bom).cloned())
+                .or_else(|| ldso::default_interp(&s.elf).map(String::from));
             let spec = interp.as_deref().map(|i| loader_spec(i, &opts.config));
-            let res = resolver.resolve(&sysroot.inside(&s.src), spec.as_ref());
-            (interp, res)
+            let res = resolver.resolve(&inside_of(sysroot, &s.src), spec.as_ref());
+            (interp, spec, res)
         })
         .collect();
-    let provided = DirSources::new(plan);
+    let mut placer = Placer::new(plan, map, sysroot, &opts.config);
     let mut libs: Vec<Vec<PlannedOp>> = vec![Vec::new(); plan.boms.len()];
-    for (s, (interp, res)) in subjects.iter().zip(resolved) {
+    for (s, (interp, spec, res)) in subjects.iter().zip(resolved) {
         match res {
             Ok(res) => {
-                let placer = Placer {
-                    sysroot: &sysroot,
-                    config: &opts.config,
+                let loader = Loader {
                     interp: interp.as_deref(),
-                    provided: &provided,
+                    spec: spec.as_ref(),
                 };
-                libs[s.bom].extend(placer.place(s, &res, &mut report.missing));
+                let found = placer.place(s, &loader, &res, &mut report);
+                if let Some(v) = libs.get_mut(s.bom) {
+                    v.extend(found);
+                }
             }
             Err(e) => report.warnings.push(format!(
                 "cannot find the libraries of {}: {e}",
@@ -136,49 +140,60 @@ pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryRepor
     }
     report.missing.sort();
     report.missing.dedup();
-    insert_per_bom(plan, libs);
+    report.provided.sort();
+    report.provided.dedup();
+    let renumbered = insert_per_bom(plan, libs);
+    map.renumber(&renumbered);
+    for (i, p) in plan.ops.iter().enumerate() {
+        if let Op::CopyLibrary { src, dest, .. } = &p.op {
+            map.place_library(dest.clone(), src.clone(), i);
+        }
+    }
     Ok(report)
 }
 
-/// Every regular file that may be ELF: listed files with autodep, and the
-/// files of copied dirs. Headers are read in parallel; non-ELF files and
+/// Every file of the image that may be ELF: listed files with autodep, and
+/// the files of copied dirs, as the map has them (a file another entry
+/// replaces is not analysed). Headers are read in parallel; non-ELF files and
 /// objects that are neither executables nor shared objects are skipped.
 fn collect_subjects(
     plan: &Plan,
+    map: &ImageMap,
     warnings: &mut Vec<String>,
     headers: &mut HashMap<PathBuf, Option<ElfFile>>,
 ) -> Vec<Subject> {
     let mut candidates = Vec::new();
-    for p in &plan.ops {
-        match &p.op {
-            Op::CopyFile {
-                src, autodep: true, ..
-            } => candidates.push((p.bom, src.clone(), true)),
-            Op::CopyDir { entries, .. } => {
-                for e in entries {
-                    if let EntryKind::File { src } = &e.kind {
-                        candidates.push((p.bom, src.clone(), false));
-                    }
-                }
-            }
-            _ => {}
-        }
+    for (dest, node) in &map.nodes {
+        let NodeKind::File { src } = &node.kind else {
+            continue;
+        };
+        let Some(p) = plan.ops.get(node.op) else {
+            continue;
+        };
+        let (listed, dir_op) = match &p.op {
+            Op::CopyFile { autodep: true, .. } => (true, None),
+            Op::CopyDir { .. } => (false, Some(node.op)),
+            _ => continue,
+        };
+        candidates.push((p.bom, src.clone(), dest.clone(), dir_op, listed));
     }
     let read: Vec<_> = candidates
         .into_par_iter()
-        .map(|(bom, src, listed)| {
-            let r = elf::read_file(&src);
-            (bom, src, listed, r)
+        .map(|c| {
+            let r = elf::read_file(&c.1);
+            (c, r)
         })
         .collect();
     let mut subjects = Vec::new();
-    for (bom, src, listed, r) in read {
+    for ((bom, src, dest, dir_op, listed), r) in read {
         match r {
             Ok(Some(elf)) if elf.kind == ET_EXEC || elf.kind == ET_DYN => {
                 headers.insert(src.clone(), Some(elf.clone()));
                 subjects.push(Subject {
                     bom,
                     src,
+                    dest,
+                    dir_op,
                     listed,
                     elf,
                 })
@@ -207,6 +222,13 @@ fn default_interps(subjects: &[Subject]) -> HashMap<usize, String> {
         .collect()
 }
 
+/// The loader of one file: the interpreter it names (or the one inferred for
+/// it), and the rules that apply (the configured Occlum loader's, if any).
+pub(crate) struct Loader<'a> {
+    pub interp: Option<&'a str>,
+    pub spec: Option<&'a LoaderSpec>,
+}
+
 /// The loader whose rules apply to a file with interpreter `interp`.
 fn loader_spec(interp: &str, config: &LoaderConfig) -> LoaderSpec {
     let (path, library_path) = match config.for_interp(interp) {
@@ -220,134 +242,44 @@ fn loader_spec(interp: &str, config: &LoaderConfig) -> LoaderSpec {
     }
 }
 
-/// The canonical roots of the dirs the plan copies: a library found inside
-/// one of them is already in the image. Answers are memoised: most files
-/// need the same few libraries.
-struct DirSources {
-    roots: Vec<PathBuf>,
-    seen: RefCell<HashMap<PathBuf, bool>>,
-}
-
-impl DirSources {
-    fn new(plan: &Plan) -> DirSources {
-        let mut roots: Vec<PathBuf> = plan
-            .ops
-            .iter()
-            .filter_map(|p| match &p.op {
-                Op::CopyDir { src, .. } => std::fs::canonicalize(src).ok(),
-                _ => None,
-            })
-            .collect();
-        roots.sort();
-        roots.dedup();
-        DirSources {
-            roots,
-            seen: RefCell::default(),
-        }
-    }
-
-    fn contains(&self, host: &Path) -> bool {
-        if self.roots.is_empty() {
-            return false;
-        }
-        if let Some(known) = self.seen.borrow().get(host) {
-            return *known;
-        }
-        let inside =
-            std::fs::canonicalize(host).is_ok_and(|c| self.roots.iter().any(|r| c.starts_with(r)));
-        self.seen.borrow_mut().insert(host.to_path_buf(), inside);
-        inside
+/// The path the loader sees (inside the sysroot) for a host source.
+fn inside_of(sysroot: Option<&Path>, host: &Path) -> PathBuf {
+    let abs = std::path::absolute(host).unwrap_or_else(|_| host.to_path_buf());
+    match sysroot.map(|s| abs.strip_prefix(s)) {
+        Some(Ok(rel)) => Path::new("/").join(rel),
+        _ => abs,
     }
 }
 
-/// Places one file's libraries in the image.
-struct Placer<'a> {
-    sysroot: &'a Sysroot,
-    config: &'a LoaderConfig,
-    interp: Option<&'a str>,
-    provided: &'a DirSources,
-}
-
-impl Placer<'_> {
-    fn place(&self, s: &Subject, res: &Resolution, missing: &mut Vec<Missing>) -> Vec<PlannedOp> {
-        let configured = self.interp.and_then(|i| self.config.for_interp(i));
-        let mut ops = Vec::new();
-        for dep in &res.libs {
-            let Some(path) = &dep.path else {
-                missing.push(Missing {
-                    name: dep.name.clone(),
-                    needed_by: dep.needed_by.clone(),
-                    searched: dep.searched.clone(),
-                    listed: s.listed,
-                });
-                continue;
-            };
-            let dest = match (&dep.via, self.interp) {
-                // The loader goes where the ELF file's interpreter names it.
-                (Via::Loader, Some(i)) => PathBuf::from(i),
-                _ => placement(dep, path, configured),
-            };
-            let src = self.sysroot.host(path);
-            if !matches!(dep.via, Via::Loader) && self.provided.contains(&src) {
-                continue;
-            }
-            ops.push(lib_op(s, dep, src, dest));
-            if let Some(base) = &dep.baseline {
-                let dest = placement(dep, base, configured);
-                ops.push(lib_op(s, dep, self.sysroot.host(base), dest));
-            }
-        }
-        ops
+/// The host file to read for a path the loader sees: inside a sysroot, its
+/// links are followed inside the sysroot, never onto the host.
+fn host_of(sysroot: Option<&Path>, inside: &Path) -> PathBuf {
+    match sysroot {
+        Some(s) => inside_sysroot(s, &s.join(inside.strip_prefix("/").unwrap_or(inside))),
+        None => inside.to_path_buf(),
     }
 }
 
-/// SPEC A§4.4: a library found in one of the configured loader's lib dirs
-/// goes to `dirname(O)/NAME`; any other keeps its path.
-fn placement(dep: &Dep, found: &Path, configured: Option<&ConfiguredLoader>) -> PathBuf {
-    match (configured, found.parent()) {
-        (Some(c), Some(dir)) if c.owns_dir(dir) && !dep.name.contains('/') => {
-            c.image_lib_dir().join(&dep.name)
-        }
-        _ => found.to_path_buf(),
-    }
-}
-
-fn lib_op(s: &Subject, dep: &Dep, src: PathBuf, dest: PathBuf) -> PlannedOp {
-    PlannedOp {
-        bom: s.bom,
-        at: None,
-        op: Op::CopyLibrary {
-            src,
-            dest,
-            name: dep.name.clone(),
-            needed_by: dep.needed_by.clone(),
-        },
-    }
-}
-
-/// Appends each bom's libraries after its own operations; the first library
-/// for a destination wins.
-fn insert_per_bom(plan: &mut Plan, libs: Vec<Vec<PlannedOp>>) {
-    let mut seen = BTreeSet::new();
-    let mut libs: Vec<Vec<PlannedOp>> = libs
-        .into_iter()
-        .map(|v| {
-            v.into_iter()
-                .filter(|p| seen.insert(p.op.dest().to_path_buf()))
-                .collect()
-        })
-        .collect();
+/// Appends each bom's libraries after its own operations. Returns, for each
+/// old operation index, its new index.
+fn insert_per_bom(plan: &mut Plan, mut libs: Vec<Vec<PlannedOp>>) -> Vec<usize> {
     let old = std::mem::take(&mut plan.ops);
+    let mut renumbered = Vec::with_capacity(old.len());
     let mut out = Vec::with_capacity(old.len());
     let mut iter = old.into_iter().peekable();
     for (bom, lib) in libs.iter_mut().enumerate() {
         while let Some(p) = iter.next_if(|p| p.bom == bom) {
+            renumbered.push(out.len());
             out.push(p);
         }
         out.append(lib);
     }
-    out.extend(iter);
+    for p in iter {
+        renumbered.push(out.len());
+        out.push(p);
+    }
     plan.ops = out;
+    renumbered
 }
 
 /// Options of `copy_bom deps`.
@@ -385,11 +317,11 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
         library_path: opts.library_path.clone(),
         use_cache: true,
     });
-    let sysroot = Sysroot(opts.sysroot.clone());
+    let sysroot = opts.sysroot.as_deref();
     let out = files
         .par_iter()
         .map(|file| {
-            let host = sysroot.host(file);
+            let host = host_of(sysroot, file);
             let (resolution, error) = match elf::read_file(&host) {
                 Ok(Some(e)) => {
                     let spec = e.interp.as_deref().map(|i| loader_spec(i, &config));

@@ -1,46 +1,241 @@
-//! Image paths: absolute paths inside the image, normalised lexically before anything is resolved.
+//! Image paths, and how a path resolves inside a root.
+//!
+//! [`ImagePath`] is the one type for a path *inside* an image (or a sysroot): absolute from the
+//! image's `/`, normalised, never holding `..`, built only by [`ImagePath::parse`] and the methods
+//! that derive one image path from another. Host paths stay `Path`/`PathBuf`.
+//!
+//! [`resolve_in_root_with`] is the one walk that follows symlinks *in a root's terms* (an absolute
+//! target starts again at the root, `..` stops at the root, 40 links at most). It asks a lookup
+//! function what each prefix is, so the same rules serve a directory on disk (a `--sysroot`, the
+//! image `check` reads) and the image being planned (planned links laid over the root's state).
 
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::ops::Deref;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
 
-/// A path that climbs above the image's "/" with "..": rejected before anything is written (SPEC B2).
+use serde::Serialize;
+
+/// Linux's own limit on symlinks followed while resolving one path (MAXSYMLINKS).
+pub const MAX_LINK_HOPS: usize = 40;
+
+/// A path that climbs above the image's "/" with "..", or that holds a NUL byte: rejected before
+/// anything is written (SPEC B2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: '..' leads outside the image root")]
-pub struct EscapeError {
-    /// The path as it was given.
-    pub path: String,
+pub enum EscapeError {
+    #[error("{0:?} leads outside the image root")]
+    Climbs(String),
+    #[error("{0:?} holds a NUL byte, which no file name can")]
+    Nul(String),
 }
 
-/// Normalise `p` as a path inside the image: "." and empty components are dropped, ".." removes the
-/// previous component, and a relative path is taken from the image root ("lib" is "/lib").
-///
-/// Unlike the kernel (where "/.." is "/"), a ".." above "/" is an error: in a bom it means the author
-/// expected to leave the root, and silently clamping would write somewhere they did not intend.
-pub fn normalize_image_path(p: &str) -> Result<PathBuf, EscapeError> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(EscapeError {
-                        path: p.to_string(),
-                    });
+/// An absolute, normalised path inside an image: "/" then names, no ".", "..", or empty components.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ImagePath(PathBuf);
+
+impl ImagePath {
+    /// The image's "/".
+    pub fn root() -> ImagePath {
+        ImagePath(PathBuf::from("/"))
+    }
+
+    /// Normalises `p` as a path inside the image: "." and empty components are dropped, ".."
+    /// removes the previous component, and a relative path is taken from the image root.
+    ///
+    /// Unlike the kernel (where "/.." is "/"), a ".." above "/" is an error: in a bom it means the
+    /// author expected to leave the root, and silently clamping would write somewhere else.
+    pub fn parse(p: impl AsRef<OsStr>) -> Result<ImagePath, EscapeError> {
+        let p = p.as_ref();
+        let bytes = p.as_bytes();
+        if bytes.contains(&0) {
+            return Err(EscapeError::Nul(p.to_string_lossy().into_owned()));
+        }
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for part in bytes.split(|b| *b == b'/') {
+            match part {
+                b"" | b"." => {}
+                b".." => {
+                    if parts.pop().is_none() {
+                        return Err(EscapeError::Climbs(p.to_string_lossy().into_owned()));
+                    }
+                }
+                name => parts.push(name),
+            }
+        }
+        Ok(ImagePath::from_names(
+            parts.into_iter().map(OsStr::from_bytes),
+        ))
+    }
+
+    /// `rel` taken from this directory (an absolute `rel` starts at the image's "/").
+    pub fn join(&self, rel: impl AsRef<OsStr>) -> Result<ImagePath, EscapeError> {
+        let rel = rel.as_ref();
+        if rel.as_bytes().starts_with(b"/") {
+            return ImagePath::parse(rel);
+        }
+        let mut joined = self.0.clone().into_os_string();
+        joined.push("/");
+        joined.push(rel);
+        ImagePath::parse(joined)
+    }
+
+    /// The parent directory; None for "/".
+    pub fn parent(&self) -> Option<ImagePath> {
+        self.0.parent().map(|p| ImagePath(p.to_path_buf()))
+    }
+
+    /// The names below "/", in order.
+    pub fn names(&self) -> impl DoubleEndedIterator<Item = &OsStr> {
+        self.0.components().filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+    }
+
+    /// The path without its leading "/", to join onto the host directory that holds the image.
+    pub fn relative(&self) -> &Path {
+        self.0.strip_prefix("/").unwrap_or(&self.0)
+    }
+
+    /// The host path of this image path in the directory `root`, without following anything.
+    pub fn on_host(&self, root: &Path) -> PathBuf {
+        root.join(self.relative())
+    }
+
+    pub fn as_path(&self) -> &Path {
+        &self.0
+    }
+
+    fn from_names<'a>(names: impl Iterator<Item = &'a OsStr>) -> ImagePath {
+        let mut out = PathBuf::from("/");
+        out.extend(names);
+        ImagePath(out)
+    }
+
+    fn child(&self, name: &OsStr) -> ImagePath {
+        ImagePath(self.0.join(name))
+    }
+}
+
+impl Deref for ImagePath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// Image paths order, hash and compare exactly as their `Path`s do, so maps keyed by image path
+/// can be queried with a plain `&Path`.
+impl std::borrow::Borrow<Path> for ImagePath {
+    fn borrow(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for ImagePath {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.display().fmt(f)
+    }
+}
+
+/// What a resolved prefix of a path is, as far as a walk needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Nothing there (yet): the rest of the path is taken literally.
+    Missing,
+    /// A directory, a file, or anything else that is not a symlink.
+    Present,
+    /// A symlink with this target.
+    Link(PathBuf),
+}
+
+/// Resolves `p` inside a root the way the kernel would inside a chroot at that root: each symlink
+/// met is replaced by its target (absolute targets start again at the root, relative ones at the
+/// link's directory), `..` at the root stays at the root, and more than [`MAX_LINK_HOPS`] links is
+/// `ELOOP`. The last component is followed only when `follow_last` is set. Components below a
+/// missing one are not looked up. `lookup` is asked only about resolved prefixes (no link in them).
+pub fn resolve_in_root_with(
+    p: &ImagePath,
+    follow_last: bool,
+    mut lookup: impl FnMut(&ImagePath) -> io::Result<Lookup>,
+) -> io::Result<ImagePath> {
+    let mut resolved = ImagePath::root();
+    let mut pending: Vec<OsString> = p.names().rev().map(OsStr::to_os_string).collect();
+    let mut hops = 0;
+    let mut missing = false;
+    while let Some(part) = pending.pop() {
+        match part.as_bytes() {
+            b"" | b"." => continue,
+            b".." => {
+                resolved = resolved.parent().unwrap_or_else(ImagePath::root);
+                continue;
+            }
+            _ => {}
+        }
+        let next = resolved.child(&part);
+        let last = pending.is_empty();
+        if missing || (last && !follow_last) {
+            resolved = next;
+            continue;
+        }
+        match lookup(&next)? {
+            Lookup::Missing => {
+                missing = true;
+                resolved = next;
+            }
+            Lookup::Present => resolved = next,
+            Lookup::Link(target) => {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                if target.as_os_str().as_bytes().starts_with(b"/") {
+                    resolved = ImagePath::root();
+                }
+                let bytes = target.into_os_string().into_vec();
+                for comp in bytes.split(|b| *b == b'/').rev() {
+                    pending.push(OsString::from_vec(comp.to_vec()));
                 }
             }
-            name => parts.push(name),
         }
     }
-    let mut out = PathBuf::from("/");
-    out.extend(parts);
-    Ok(out)
+    Ok(resolved)
+}
+
+/// What `p` is in the directory `root` on disk (not following a link at `p` itself). Only called
+/// on resolved prefixes, so every parent of `p` under `root` is a real directory or missing.
+pub fn lookup_on_disk(root: &Path, p: &ImagePath) -> io::Result<Lookup> {
+    let host = p.on_host(root);
+    match std::fs::symlink_metadata(&host) {
+        Ok(m) if m.file_type().is_symlink() => Ok(Lookup::Link(std::fs::read_link(&host)?)),
+        Ok(_) => Ok(Lookup::Present),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Lookup::Missing),
+        // A file used as a directory on the way: nothing below it exists.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(Lookup::Missing),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`resolve_in_root_with`] on a directory on disk (a sysroot, an image being checked).
+pub fn resolve_in_root(root: &Path, p: &ImagePath, follow_last: bool) -> io::Result<ImagePath> {
+    resolve_in_root_with(p, follow_last, |q| lookup_on_disk(root, q))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
 
     fn norm(p: &str) -> String {
-        normalize_image_path(p).unwrap().display().to_string()
+        ImagePath::parse(p).unwrap().to_string()
     }
 
     #[test]
@@ -59,17 +254,49 @@ mod tests {
     }
 
     #[test]
-    fn relative_paths_start_at_the_root() {
+    fn relative_paths_start_at_the_root_and_join_from_a_dir() {
         assert_eq!(norm("lib"), "/lib");
         assert_eq!(norm("./opt/app"), "/opt/app");
+        let bin = ImagePath::parse("/x/bin").unwrap();
+        assert_eq!(
+            bin.join("../lib/libfoo.so").unwrap().to_string(),
+            "/x/lib/libfoo.so"
+        );
+        assert_eq!(bin.join("/etc").unwrap().to_string(), "/etc");
     }
 
     #[test]
-    fn climbing_above_the_root_is_an_error() {
-        let err = normalize_image_path("/a/../../etc").unwrap_err();
-        assert_eq!(err.path, "/a/../../etc");
-        assert!(err.to_string().contains("outside the image root"));
-        assert!(normalize_image_path("..").is_err());
-        assert!(normalize_image_path("../x").is_err());
+    fn climbing_above_the_root_and_nul_bytes_are_errors() {
+        assert_eq!(
+            ImagePath::parse("/a/../../etc"),
+            Err(EscapeError::Climbs("/a/../../etc".into()))
+        );
+        assert!(ImagePath::parse("..").is_err());
+        assert!(ImagePath::parse("a\0b").is_err());
+        assert!(ImagePath::parse("/x").unwrap().join("../../y").is_err());
+    }
+
+    #[test]
+    fn links_resolve_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/libc.so"), "").unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("/usr/lib/libc.so", root.join("abs")).unwrap();
+        symlink("../../../../usr", root.join("usr/up")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        let r = |p: &str, follow| {
+            resolve_in_root(root, &ImagePath::parse(p).unwrap(), follow).map(|p| p.to_string())
+        };
+        assert_eq!(r("/lib/libc.so", true).unwrap(), "/usr/lib/libc.so");
+        assert_eq!(r("/lib", false).unwrap(), "/lib");
+        assert_eq!(r("/abs", true).unwrap(), "/usr/lib/libc.so");
+        assert_eq!(r("/usr/up/lib/x/y", true).unwrap(), "/usr/lib/x/y");
+        assert_eq!(
+            r("/loop1", true).unwrap_err().raw_os_error(),
+            Some(libc::ELOOP)
+        );
     }
 }

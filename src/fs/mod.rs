@@ -24,7 +24,10 @@ pub use copy::{
     CopyOptions, Outcome, copy_dir_metadata, copy_file, make_symlink, remove_stale_temp_files,
 };
 pub use excludes::Excludes;
-pub use image_path::{EscapeError, normalize_image_path};
+pub use image_path::{
+    EscapeError, ImagePath, Lookup, MAX_LINK_HOPS, lookup_on_disk, resolve_in_root,
+    resolve_in_root_with,
+};
 pub use lock::RootLock;
 pub use root::ImageRoot;
 pub use tree::{EntryKind, TreeEntry, TreeScan, scan_tree};

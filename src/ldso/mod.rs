@@ -136,3 +136,21 @@ pub(crate) fn file_id(host: &Path) -> Option<FileId> {
     let meta = std::fs::metadata(host).ok()?;
     meta.is_file().then(|| (meta.dev(), meta.ino()))
 }
+
+/// The interpreter the platform's programs name for an object's class and
+/// machine: what an object without PT_INTERP (a shared library, a module)
+/// is loaded by when nothing else says.
+pub fn default_interp(elf: &crate::elf::ElfFile) -> Option<&'static str> {
+    machine::arch_of(elf).map(|a| a.interp)
+}
+
+/// The directories a loader searches last (glibc's system directories, as
+/// Debian builds them; musl's built-in default path), as image paths.
+pub fn default_dirs(elf: &crate::elf::ElfFile, flavor: Flavor) -> Vec<String> {
+    match flavor {
+        Flavor::Glibc => machine::fallback_system_dirs(elf),
+        Flavor::Musl => ["/lib", "/usr/local/lib", "/usr/lib"]
+            .map(String::from)
+            .to_vec(),
+    }
+}

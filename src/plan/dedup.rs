@@ -8,14 +8,15 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::{Op, PlannedOp};
+use crate::fs::ImagePath;
 
 #[derive(Hash, PartialEq, Eq)]
 enum Key {
-    Mkdir(PathBuf),
-    Link(PathBuf),
-    Dir(PathBuf, PathBuf, bool),
-    File(PathBuf),
-    Library(PathBuf),
+    Mkdir(ImagePath),
+    Link(ImagePath),
+    Dir(PathBuf, ImagePath, bool),
+    File(ImagePath),
+    Library(ImagePath),
 }
 
 fn key(op: &Op) -> Key {
@@ -68,7 +69,7 @@ mod tests {
     fn file(src: &str, dest: &str) -> Op {
         Op::CopyFile {
             src: src.into(),
-            dest: dest.into(),
+            dest: ImagePath::parse(dest).unwrap(),
             autodep: true,
         }
     }
@@ -76,7 +77,7 @@ mod tests {
     fn dir(src: &str, dest: &str, contents_only: bool) -> Op {
         Op::CopyDir {
             src: src.into(),
-            dest: dest.into(),
+            dest: ImagePath::parse(dest).unwrap(),
             contents_only,
             entries: vec![],
         }
@@ -88,7 +89,7 @@ mod tests {
             op(
                 0,
                 Op::Mkdir {
-                    dest: "/bin".into(),
+                    dest: ImagePath::parse("/bin").unwrap(),
                 },
             ),
             op(0, file("a/x", "/bin/x")),
@@ -96,13 +97,13 @@ mod tests {
                 0,
                 Op::Link {
                     target: "a".into(),
-                    dest: "/l".into(),
+                    dest: ImagePath::parse("/l").unwrap(),
                 },
             ),
             op(
                 1,
                 Op::Mkdir {
-                    dest: "/bin".into(),
+                    dest: ImagePath::parse("/bin").unwrap(),
                 },
             ),
             op(1, file("b/x", "/bin/x")),
@@ -110,7 +111,7 @@ mod tests {
                 1,
                 Op::Link {
                     target: "b".into(),
-                    dest: "/l".into(),
+                    dest: ImagePath::parse("/l").unwrap(),
                 },
             ),
         ];

@@ -1,16 +1,23 @@
-//! The image the plan produces, as a map from image path to what ends up
-//! there. Built from the ordered operations with the precedence rules of SPEC
-//! A§2/B2 (a later writer wins; an auto-copied library never replaces anything
-//! a bom lists; a path cannot be both a directory and a file), it is what
-//! validation checks and what `apply` writes, in path order so that parents
-//! always come before their children.
+//! The image the plan produces: one map from *resolved* image path to what ends up there.
+//!
+//! Every planned node (directory, link, file, library) goes in, keyed by the path it will really
+//! occupy: the destination is resolved through the links this run plans and the links already in
+//! the root, in image terms ([`resolve_in_root_with`]), so `/lib64/x` under a planned link
+//! `lib64 -> /opt/l` is the node `/opt/l/x`, and `/lib/libc.so.6` under the root's `lib -> usr/lib`
+//! is the node `/usr/lib/libc.so.6`. Two names for one place are one key, and [`Origin`] decides
+//! who owns it. That rule lives here and nowhere else (SPEC B2):
+//! a listed entry beats a dir entry, which beats a library; among equals a later operation
+//! (a later bom, or a later entry of one bom) wins, except that the first library for a place is
+//! kept. The result depends only on the plan's order, never on threads.
+//!
+//! Validation, apply, the manifest and the final check read this map.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Op, Plan};
-use crate::error::{Error, Result, Status};
-use crate::fs::EntryKind;
+use crate::fs::{EntryKind, ImagePath, Lookup, lookup_on_disk, resolve_in_root_with};
 
 /// What one image path becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,141 +27,269 @@ pub enum NodeKind {
     Link { target: PathBuf },
 }
 
-/// A path of the image and the operation (index into [`Plan::ops`]) that put it
-/// there; `entry` indexes the dir copy's scanned entries when it came from one.
+/// Who put a node there. The order is the precedence: a later variant beats an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// A library found for an ELF file.
+    Library,
+    /// An entry of a copied directory.
+    DirEntry,
+    /// A bom's own `mkdirs`, `createlinks`, `files` (and targets).
+    Listed,
+}
+
+/// A path of the image and the operation (index into [`Plan::ops`]) that put it there; `entry`
+/// indexes the dir copy's scanned entries when it came from one.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub kind: NodeKind,
+    pub origin: Origin,
     pub op: usize,
     pub entry: Option<usize>,
+    /// The destination as the bom or the loader named it, before links were followed.
+    pub requested: ImagePath,
 }
 
-/// Every path the plan writes, sorted (parents first).
+/// Two entries that cannot both be: one makes a path a directory and the other something else,
+/// or one is planned below a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub path: ImagePath,
+    /// Operation indexes into [`Plan::ops`].
+    pub first: usize,
+    pub second: usize,
+    pub reason: ConflictReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictReason {
+    /// One makes the path a directory, the other a file or link.
+    DirAndFile,
+    /// The second is planned below the first, which is a file.
+    UnderAFile,
+    /// The path goes through more than 40 links (a loop).
+    LinkLoop,
+}
+
+/// Every path the plan writes, sorted (parents first), plus the conflicts met while laying the
+/// operations over each other (validation reports them all).
 #[derive(Debug, Default)]
 pub struct ImageMap {
-    pub nodes: BTreeMap<PathBuf, Node>,
+    pub nodes: BTreeMap<ImagePath, Node>,
+    pub conflicts: Vec<Conflict>,
+    /// The host directory holding the image; its links are followed, in image terms.
+    root: PathBuf,
+    /// What each resolved prefix is in the root as it is now (planning never writes).
+    on_disk: HashMap<ImagePath, Lookup>,
+}
+
+/// A node waiting to be placed.
+struct Pending {
+    requested: ImagePath,
+    kind: NodeKind,
+    origin: Origin,
+    op: usize,
+    entry: Option<usize>,
 }
 
 impl ImageMap {
-    /// Lays the plan's operations over each other in order.
-    pub fn build(plan: &Plan) -> Result<ImageMap> {
-        let mut map = ImageMap::default();
-        for (i, p) in plan.ops.iter().enumerate() {
-            match &p.op {
-                Op::Mkdir { dest } => map.put(plan, dest.clone(), NodeKind::Dir, i, None)?,
-                Op::Link { target, dest } => {
-                    let kind = NodeKind::Link {
-                        target: PathBuf::from(target),
-                    };
-                    map.put(plan, dest.clone(), kind, i, None)?
-                }
-                Op::CopyDir { dest, entries, .. } => {
-                    for (e, entry) in entries.iter().enumerate() {
-                        let kind = match &entry.kind {
-                            EntryKind::Dir => NodeKind::Dir,
-                            EntryKind::File { src } => NodeKind::File { src: src.clone() },
-                            EntryKind::Symlink { target } => NodeKind::Link {
-                                target: target.clone(),
-                            },
-                        };
-                        map.put(plan, dest.join(&entry.rel), kind, i, Some(e))?;
-                    }
-                }
-                Op::CopyFile { src, dest, .. } => {
-                    let kind = NodeKind::File { src: src.clone() };
-                    map.put(plan, dest.clone(), kind, i, None)?
-                }
-                Op::CopyLibrary { src, dest, .. } => {
-                    if !map.nodes.contains_key(dest) {
-                        let kind = NodeKind::File { src: src.clone() };
-                        map.nodes.insert(
-                            dest.clone(),
-                            Node {
-                                kind,
-                                op: i,
-                                entry: None,
-                            },
-                        );
-                    }
-                }
-            }
+    /// Lays the plan's bom operations over each other, in order, over the root's current state.
+    /// Links go first, so that every other path resolves through all the links of the run.
+    pub fn build(plan: &Plan, root: &Path) -> ImageMap {
+        let mut map = ImageMap {
+            root: root.to_path_buf(),
+            ..ImageMap::default()
+        };
+        let (links, others): (Vec<Pending>, Vec<Pending>) = pending_nodes(plan)
+            .into_iter()
+            .partition(|p| matches!(p.kind, NodeKind::Link { .. }));
+        for p in links.into_iter().chain(others) {
+            map.place(p);
         }
-        map.check_parents(plan)?;
-        Ok(map)
+        map.check_parents();
+        map
     }
 
-    fn put(
-        &mut self,
-        plan: &Plan,
-        dest: PathBuf,
-        kind: NodeKind,
-        op: usize,
-        entry: Option<usize>,
-    ) -> Result<()> {
-        let new = Node { kind, op, entry };
-        match self.nodes.get_mut(&dest) {
+    /// Places a library found for an ELF file at `dest` unless something already owns that place.
+    /// Returns the resolved path when the library was placed.
+    pub fn place_library(&mut self, dest: ImagePath, src: PathBuf, op: usize) -> Option<ImagePath> {
+        let at = self.place(Pending {
+            requested: dest,
+            kind: NodeKind::File { src },
+            origin: Origin::Library,
+            op,
+            entry: None,
+        })?;
+        let owner = self.nodes.get(&at)?;
+        (owner.op == op).then_some(at)
+    }
+
+    /// Follows a renumbering of the plan's operations (`renumbered[old] == new`), after
+    /// libraries were inserted among them.
+    pub fn renumber(&mut self, renumbered: &[usize]) {
+        let new = |op: usize| renumbered.get(op).copied().unwrap_or(op);
+        for node in self.nodes.values_mut() {
+            node.op = new(node.op);
+        }
+        for c in &mut self.conflicts {
+            c.first = new(c.first);
+            c.second = new(c.second);
+        }
+    }
+
+    /// The path `p` really names in the image being planned: planned links first, then the root's
+    /// links, followed in image terms. The last component is followed when `follow_last` is set.
+    pub fn resolve(&mut self, p: &ImagePath, follow_last: bool) -> io::Result<ImagePath> {
+        resolve_in_root_with(p, follow_last, |q| self.lookup(q))
+    }
+
+    /// The host directory that holds the image.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lookup(&mut self, q: &ImagePath) -> io::Result<Lookup> {
+        if let Some(node) = self.nodes.get(q) {
+            if let NodeKind::Link { target } = &node.kind {
+                return Ok(Lookup::Link(target.clone()));
+            }
+        }
+        let disk = match self.on_disk.get(q) {
+            Some(l) => l.clone(),
             None => {
-                self.nodes.insert(dest, new);
+                let l = lookup_on_disk(&self.root, q)?;
+                self.on_disk.insert(q.clone(), l.clone());
+                l
             }
-            Some(old) => match (&old.kind, &new.kind) {
-                // A dir stays a dir; a dir copy's metadata (if any) is the latest.
-                (NodeKind::Dir, NodeKind::Dir) => {
-                    if new.entry.is_some() {
-                        *old = new;
-                    }
-                }
-                (NodeKind::Dir, _) | (_, NodeKind::Dir) => {
-                    return Err(conflict(plan, &dest, old.op, op));
-                }
-                _ => *old = new,
-            },
+        };
+        match disk {
+            Lookup::Missing if self.nodes.contains_key(q) => Ok(Lookup::Present),
+            other => Ok(other),
         }
-        Ok(())
     }
 
-    /// A path whose parent is a file cannot be created.
-    fn check_parents(&self, plan: &Plan) -> Result<()> {
+    /// Puts one node at its resolved place under the precedence rule; returns that place.
+    fn place(&mut self, p: Pending) -> Option<ImagePath> {
+        // A directory is made through a link at its own name (`mkdir -p` follows it); a file or
+        // a link at a link's name replaces the link.
+        let follow_last = p.kind == NodeKind::Dir;
+        let at = match self.resolve(&p.requested, follow_last) {
+            Ok(at) => at,
+            Err(_) => {
+                self.conflicts.push(Conflict {
+                    path: p.requested.clone(),
+                    first: p.op,
+                    second: p.op,
+                    reason: ConflictReason::LinkLoop,
+                });
+                return None;
+            }
+        };
+        let new = Node {
+            kind: p.kind,
+            origin: p.origin,
+            op: p.op,
+            entry: p.entry,
+            requested: p.requested,
+        };
+        let Some(old) = self.nodes.get_mut(&at) else {
+            self.nodes.insert(at.clone(), new);
+            return Some(at);
+        };
+        match (&old.kind, &new.kind) {
+            // A dir stays a dir; a dir copy's metadata (if any) is the latest.
+            (NodeKind::Dir, NodeKind::Dir) => {
+                if new.entry.is_some() && new.origin >= old.origin {
+                    *old = new;
+                }
+            }
+            // A library never displaces anything, and is never in conflict: it is not copied.
+            _ if new.origin == Origin::Library => {}
+            (NodeKind::Dir, _) | (_, NodeKind::Dir) => {
+                let (first, second) = (old.op, new.op);
+                self.conflicts.push(Conflict {
+                    path: at.clone(),
+                    first,
+                    second,
+                    reason: ConflictReason::DirAndFile,
+                });
+            }
+            _ => {
+                if (new.origin, new.op) >= (old.origin, old.op) {
+                    *old = new;
+                }
+            }
+        }
+        Some(at)
+    }
+
+    /// A path whose nearest planned ancestor is a file cannot be created.
+    fn check_parents(&mut self) {
+        let mut found = Vec::new();
         for (path, node) in &self.nodes {
             let mut up = path.parent();
             while let Some(parent) = up {
-                if let Some(p) = self.nodes.get(parent) {
+                if let Some(p) = self.nodes.get(&parent) {
                     if matches!(p.kind, NodeKind::File { .. }) {
-                        return Err(conflict(plan, parent, p.op, node.op));
+                        found.push(Conflict {
+                            path: parent.clone(),
+                            first: p.op,
+                            second: node.op,
+                            reason: ConflictReason::UnderAFile,
+                        });
                     }
                     break;
                 }
                 up = parent.parent();
             }
         }
-        Ok(())
+        self.conflicts.extend(found);
     }
 }
 
-fn describe(plan: &Plan, op: usize) -> String {
-    let Some(p) = plan.ops.get(op) else {
-        return String::from("?");
-    };
-    match (&p.at, &p.op) {
-        (Some(at), _) => at.clone(),
-        (None, Op::CopyLibrary { needed_by, .. }) => {
-            format!("a library of {}", needed_by.display())
+/// The nodes of the bom operations, in plan order.
+fn pending_nodes(plan: &Plan) -> Vec<Pending> {
+    let mut out = Vec::new();
+    for (op, p) in plan.ops.iter().enumerate() {
+        let mut push = |requested: ImagePath, kind, origin, entry| {
+            out.push(Pending {
+                requested,
+                kind,
+                origin,
+                op,
+                entry,
+            })
+        };
+        match &p.op {
+            Op::Mkdir { dest } => push(dest.clone(), NodeKind::Dir, Origin::Listed, None),
+            Op::Link { target, dest } => {
+                let kind = NodeKind::Link {
+                    target: PathBuf::from(target),
+                };
+                push(dest.clone(), kind, Origin::Listed, None)
+            }
+            Op::CopyDir { dest, entries, .. } => {
+                for (e, entry) in entries.iter().enumerate() {
+                    let kind = match &entry.kind {
+                        EntryKind::Dir => NodeKind::Dir,
+                        EntryKind::File { src } => NodeKind::File { src: src.clone() },
+                        EntryKind::Symlink { target } => NodeKind::Link {
+                            target: target.clone(),
+                        },
+                    };
+                    // Scanned names never hold "..", so joining cannot fail.
+                    if let Ok(at) = dest.join(&entry.rel) {
+                        push(at, kind, Origin::DirEntry, Some(e));
+                    }
+                }
+            }
+            Op::CopyFile { src, dest, .. } => {
+                let kind = NodeKind::File { src: src.clone() };
+                push(dest.clone(), kind, Origin::Listed, None)
+            }
+            // Libraries are placed by `deps`, after the bom operations.
+            Op::CopyLibrary { .. } => {}
         }
-        (None, _) => plan
-            .boms
-            .get(p.bom)
-            .map(|b| b.display().to_string())
-            .unwrap_or_default(),
     }
-}
-
-fn conflict(plan: &Plan, dest: &Path, first: usize, second: usize) -> Error {
-    Error::new(
-        Status::InvalidBom,
-        format!(
-            "{}: conflicting entries for {}: one makes it a directory and the other a file or link (see also {})",
-            describe(plan, second),
-            dest.display(),
-            describe(plan, first)
-        ),
-    )
+    out
 }

@@ -5,6 +5,7 @@
 mod dedup;
 pub mod image;
 mod sources;
+mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,9 @@ use sha2::{Digest, Sha256};
 
 use crate::bom::{Bom, CopyEntry, FileEntry, LoadedBoms, Located, Target};
 use crate::error::{Error, Result, SourceLoc, Status};
-use crate::fs::{Excludes, TreeEntry, normalize_image_path, scan_tree};
-pub use sources::workspace_dir;
+use crate::fs::{Excludes, ImagePath, TreeEntry, scan_tree};
+pub use sources::{inside_sysroot, workspace_dir};
+pub use validate::validate;
 
 /// What the planner needs besides the boms.
 #[derive(Debug, Clone, Default)]
@@ -31,15 +33,15 @@ pub struct PlanOptions {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     Mkdir {
-        dest: PathBuf,
+        dest: ImagePath,
     },
     Link {
         target: String,
-        dest: PathBuf,
+        dest: ImagePath,
     },
     CopyDir {
         src: PathBuf,
-        dest: PathBuf,
+        dest: ImagePath,
         contents_only: bool,
         /// The scanned source tree (relative to `dest`).
         #[serde(skip)]
@@ -47,13 +49,13 @@ pub enum Op {
     },
     CopyFile {
         src: PathBuf,
-        dest: PathBuf,
+        dest: ImagePath,
         #[serde(skip)]
         autodep: bool,
     },
     CopyLibrary {
         src: PathBuf,
-        dest: PathBuf,
+        dest: ImagePath,
         name: String,
         needed_by: PathBuf,
     },
@@ -61,7 +63,7 @@ pub enum Op {
 
 impl Op {
     /// The image path the operation creates.
-    pub fn dest(&self) -> &Path {
+    pub fn dest(&self) -> &ImagePath {
         match self {
             Op::Mkdir { dest }
             | Op::Link { dest, .. }
@@ -88,6 +90,9 @@ pub struct PlannedOp {
 pub struct Plan {
     pub boms: Vec<PathBuf>,
     pub ops: Vec<PlannedOp>,
+    /// What planning skipped or doubted (entries of copied dirs that cannot be copied, ...).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Turns loaded boms into a deduplicated, validated plan (without libraries:
@@ -95,6 +100,7 @@ pub struct Plan {
 pub fn build(loaded: &LoadedBoms, opts: &PlanOptions) -> Result<Plan> {
     let w = workspace_dir(&opts.root);
     let mut ops = Vec::new();
+    let mut warnings = Vec::new();
     for (index, bom) in loaded.boms.iter().enumerate() {
         BomPlanner {
             bom,
@@ -102,12 +108,14 @@ pub fn build(loaded: &LoadedBoms, opts: &PlanOptions) -> Result<Plan> {
             w: &w,
             sysroot: opts.sysroot.as_deref(),
             ops: &mut ops,
+            warnings: &mut warnings,
         }
         .plan()?;
     }
     Ok(Plan {
         boms: loaded.boms.iter().map(|b| b.path.clone()).collect(),
         ops: dedup::dedup(ops),
+        warnings,
     })
 }
 
@@ -118,6 +126,7 @@ struct BomPlanner<'a> {
     w: &'a Path,
     sysroot: Option<&'a Path>,
     ops: &'a mut Vec<PlannedOp>,
+    warnings: &'a mut Vec<String>,
 }
 
 impl BomPlanner<'_> {
@@ -143,6 +152,7 @@ impl BomPlanner<'_> {
         for (t, tp) in &targets {
             for l in &t.createlinks {
                 let dest = image_path(&l.linkname, Some(tp))?;
+                check_link_target(&l.src)?;
                 let target = l.src.value.clone();
                 self.push(&l.linkname.loc, Op::Link { target, dest });
             }
@@ -173,7 +183,7 @@ impl BomPlanner<'_> {
         }
     }
 
-    fn plan_dirs(&mut self, c: &CopyEntry, tp: &Path, excludes: &Excludes) -> Result<()> {
+    fn plan_dirs(&mut self, c: &CopyEntry, tp: &ImagePath, excludes: &Excludes) -> Result<()> {
         let base = self.base(c);
         let mut items: Vec<(PathBuf, bool, SourceLoc)> = Vec::new();
         match (&c.from, &c.dirs, &c.files) {
@@ -184,7 +194,7 @@ impl BomPlanner<'_> {
                 for d in c.dirs.iter().flatten() {
                     let contents_only = d.value.ends_with('/');
                     let pattern = sources::source_path(&base, &d.value, self.sysroot);
-                    for src in expand(&pattern, &d.loc, Status::Dir)? {
+                    for src in expand(&pattern, &d.loc, self.sysroot)? {
                         items.push((src, contents_only, d.loc.clone()));
                     }
                 }
@@ -201,7 +211,7 @@ impl BomPlanner<'_> {
         src: PathBuf,
         contents_only: bool,
         loc: &SourceLoc,
-        tp: &Path,
+        tp: &ImagePath,
         excludes: &Excludes,
     ) -> Result<()> {
         match std::fs::metadata(&src) {
@@ -231,12 +241,11 @@ impl BomPlanner<'_> {
                 format!("cannot read {}: {e}", src.display()),
             )
         })?;
-        for w in scan.warnings {
-            tracing::warn!("{loc}: {w}");
-        }
+        self.warnings
+            .extend(scan.warnings.iter().map(|w| format!("{loc}: {w}")));
         let op = Op::CopyDir {
             src,
-            dest: tp.to_path_buf(),
+            dest: tp.clone(),
             contents_only,
             entries: scan.entries,
         };
@@ -244,7 +253,7 @@ impl BomPlanner<'_> {
         Ok(())
     }
 
-    fn plan_files(&mut self, t: &Target, tp: &Path) -> Result<()> {
+    fn plan_files(&mut self, t: &Target, tp: &ImagePath) -> Result<()> {
         for c in &t.copy {
             let base = self.base(c);
             for f in c.files.iter().flatten() {
@@ -254,9 +263,9 @@ impl BomPlanner<'_> {
         Ok(())
     }
 
-    fn plan_file(&mut self, f: &FileEntry, base: &Path, tp: &Path) -> Result<()> {
+    fn plan_file(&mut self, f: &FileEntry, base: &Path, tp: &ImagePath) -> Result<()> {
         let pattern = sources::source_path(base, &f.name.value, self.sysroot);
-        let srcs = expand(&pattern, &f.name.loc, Status::FileCopy)?;
+        let srcs = expand(&pattern, &f.name.loc, self.sysroot)?;
         if srcs.len() > 1 && f.rename.is_some() {
             return Err(Error::at(
                 Status::InvalidBom,
@@ -284,6 +293,7 @@ impl BomPlanner<'_> {
                         ));
                     };
                     tp.join(name)
+                        .map_err(|e| Error::at(Status::InvalidBom, &f.name.loc, e))?
                 }
             };
             let autodep = f.autodep;
@@ -296,38 +306,58 @@ impl BomPlanner<'_> {
 /// Normalises a destination from a bom: relative values are taken from the
 /// target dir `base` (absolute ones, and targets, from the image's `/`); `..`
 /// climbing above the image root is an error before anything is written.
-fn image_path(v: &Located<String>, base: Option<&Path>) -> Result<PathBuf> {
-    let joined = match base {
-        Some(b) if !v.value.starts_with('/') => format!("{}/{}", b.display(), v.value),
-        _ => v.value.clone(),
+fn image_path(v: &Located<String>, base: Option<&ImagePath>) -> Result<ImagePath> {
+    let path = match base {
+        Some(b) => b.join(&v.value),
+        None => ImagePath::parse(&v.value),
     };
-    normalize_image_path(&joined).map_err(|_| {
-        Error::at(
-            Status::InvalidBom,
-            &v.loc,
-            format!("{:?} leads outside the image root", v.value),
-        )
-    })
+    path.map_err(|e| Error::at(Status::InvalidBom, &v.loc, e))
+}
+
+/// A link's target is written verbatim, but it must be one the kernel can store.
+fn check_link_target(src: &Located<String>) -> Result<()> {
+    let problem = if src.value.is_empty() {
+        "a link's `src` cannot be empty"
+    } else if src.value.contains('\0') {
+        "a link's `src` cannot hold a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(Error::at(Status::InvalidBom, &src.loc, problem))
 }
 
 /// The sources an entry names: the path itself, or the matches of its
-/// wildcards when it does not exist literally (no match is an error).
-fn expand(pattern: &Path, loc: &SourceLoc, status: Status) -> Result<Vec<PathBuf>> {
+/// wildcards when it does not exist literally (no match is an error; a
+/// malformed wildcard is a bom error). Inside a sysroot, each is resolved as
+/// the sysroot would resolve it (its absolute links stay inside it).
+fn expand(pattern: &Path, loc: &SourceLoc, sysroot: Option<&Path>) -> Result<Vec<PathBuf>> {
     let text = pattern.to_string_lossy();
-    if !sources::has_wildcard(&text) || pattern.symlink_metadata().is_ok() {
-        return Ok(vec![pattern.to_path_buf()]);
-    }
-    let found = sources::expand_glob(pattern).map_err(|e| Error::at(status, loc, e))?;
-    if found.is_empty() {
-        return Err(Error::at(
-            Status::NotFound,
-            loc,
-            format!("no file matches {text}"),
-        ));
-    }
-    Ok(found)
+    let found = if !sources::has_wildcard(&text) || pattern.symlink_metadata().is_ok() {
+        vec![pattern.to_path_buf()]
+    } else {
+        let found =
+            sources::expand_glob(pattern).map_err(|e| Error::at(Status::InvalidBom, loc, e))?;
+        if found.is_empty() {
+            return Err(Error::at(
+                Status::NotFound,
+                loc,
+                format!("no file matches {text}"),
+            ));
+        }
+        found
+    };
+    Ok(match sysroot {
+        Some(s) => found
+            .into_iter()
+            .map(|p| sources::inside_sysroot(s, &p))
+            .collect(),
+        None => found,
+    })
 }
 
+/// A listed source must be a regular file (after links): a directory belongs
+/// under `dirs`, and a FIFO or device would block or never end when read, so
+/// both are refused here, before anything opens them.
 fn check_file_source(src: &Path, loc: &SourceLoc) -> Result<()> {
     match std::fs::metadata(src) {
         Ok(m) if m.is_dir() => Err(Error::at(
@@ -335,6 +365,14 @@ fn check_file_source(src: &Path, loc: &SourceLoc) -> Result<()> {
             loc,
             format!(
                 "{} is a directory: list it under `dirs` to copy it",
+                src.display()
+            ),
+        )),
+        Ok(m) if !m.is_file() => Err(Error::at(
+            Status::FileCopy,
+            loc,
+            format!(
+                "{} is not a regular file (a FIFO, socket or device): it cannot be copied",
                 src.display()
             ),
         )),

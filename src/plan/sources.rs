@@ -5,6 +5,8 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::GlobBuilder;
 
+use crate::fs::{ImagePath, resolve_in_root};
+
 /// W, the "workspace dir": the parent of the `--root` string, or `.` when it
 /// has none. Relative sources are resolved against it (`--root image` gives
 /// the current directory, `--root inst/image` gives `inst`).
@@ -22,6 +24,23 @@ pub fn source_path(base: &Path, item: &str, sysroot: Option<&Path>) -> PathBuf {
     match sysroot {
         Some(s) if p.is_absolute() => s.join(p.strip_prefix("/").unwrap_or(p)),
         _ => base.join(p),
+    }
+}
+
+/// A source under a sysroot, with every link on its way followed inside the
+/// sysroot (an absolute link such as `/lib64/ld-linux-x86-64.so.2 ->
+/// /lib/x86_64-linux-gnu/...` names the sysroot's file, never the host's).
+/// Paths outside the sysroot are returned as they are.
+pub fn inside_sysroot(sysroot: &Path, host: &Path) -> PathBuf {
+    let Ok(rel) = host.strip_prefix(sysroot) else {
+        return host.to_path_buf();
+    };
+    let Ok(inside) = ImagePath::parse(rel.as_os_str()) else {
+        return host.to_path_buf();
+    };
+    match resolve_in_root(sysroot, &inside, true) {
+        Ok(resolved) => resolved.on_host(sysroot),
+        Err(_) => host.to_path_buf(),
     }
 }
 

@@ -1,0 +1,142 @@
+//! The one validation stage between planning and writing: every conflict between entries, and
+//! every clash with what the root already holds, found before the first write. A dry run ends
+//! here, so it exits with the status the real run would have. Every problem is reported, not
+//! only the first.
+
+use std::io;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::image::{Conflict, ConflictReason, ImageMap, Node, NodeKind};
+use super::{Op, Plan};
+use crate::error::{Error, Result, Status};
+use crate::fs::ImagePath;
+
+/// One reason the plan cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Problem {
+    path: ImagePath,
+    status: Status,
+    message: String,
+}
+
+/// Checks the planned image against itself and against the root's current state.
+pub fn validate(plan: &Plan, map: &ImageMap) -> Result<()> {
+    let mut problems: Vec<Problem> = map
+        .conflicts
+        .iter()
+        .map(|c| conflict_problem(plan, c))
+        .collect();
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    let nodes: Vec<(&ImagePath, &Node)> = map.nodes.iter().collect();
+    let on_disk: Vec<Problem> = nodes
+        .par_iter()
+        .filter_map(|(path, node)| root_problem(plan, map.root(), path, node))
+        .collect();
+    problems.extend(on_disk);
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    let status = first.status;
+    let message = match problems.as_slice() {
+        [one] => one.message.clone(),
+        many => format!(
+            "{} problems, nothing was written:\n  {}",
+            many.len(),
+            many.iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ),
+    };
+    Err(Error::new(status, message))
+}
+
+/// What the root holds at a planned path that the plan cannot replace.
+fn root_problem(plan: &Plan, root: &Path, path: &ImagePath, node: &Node) -> Option<Problem> {
+    let reason = match std::fs::symlink_metadata(path.on_host(root)) {
+        Ok(meta) => match &node.kind {
+            NodeKind::Dir if !meta.is_dir() => {
+                "is a file in the root, where a directory is planned"
+            }
+            NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
+                "is a directory in the root and cannot be replaced"
+            }
+            _ => return None,
+        },
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            "cannot be created: one of its parents is a file in the root"
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        // Unreadable: the write will say why, with its own status.
+        Err(_) => return None,
+    };
+    Some(Problem {
+        path: path.clone(),
+        status: status_of(&node.kind),
+        message: format!(
+            "{}: {} {reason}",
+            describe(plan, node.op),
+            shown(path, &node.requested)
+        ),
+    })
+}
+
+/// The status a write of this kind fails with (SPEC B1).
+fn status_of(kind: &NodeKind) -> Status {
+    match kind {
+        NodeKind::Dir => Status::Dir,
+        NodeKind::Link { .. } => Status::Link,
+        NodeKind::File { .. } => Status::FileCopy,
+    }
+}
+
+fn conflict_problem(plan: &Plan, c: &Conflict) -> Problem {
+    let what = match c.reason {
+        ConflictReason::DirAndFile => "one entry makes it a directory and another a file or link",
+        ConflictReason::UnderAFile => "it is a file, and another entry is planned below it",
+        ConflictReason::LinkLoop => "it goes through more than 40 links",
+    };
+    let also = if c.first == c.second {
+        String::new()
+    } else {
+        format!(" (see also {})", describe(plan, c.first))
+    };
+    Problem {
+        path: c.path.clone(),
+        status: Status::InvalidBom,
+        message: format!(
+            "{}: conflicting entries for {}: {what}{also}",
+            describe(plan, c.second),
+            c.path
+        ),
+    }
+}
+
+/// The path, and the name the bom gave it when links lead elsewhere.
+fn shown(at: &ImagePath, requested: &ImagePath) -> String {
+    if at == requested {
+        at.to_string()
+    } else {
+        format!("{requested} (which is {at} in the image)")
+    }
+}
+
+/// Where an operation came from: its bom entry, or the file a library is for.
+pub(crate) fn describe(plan: &Plan, op: usize) -> String {
+    let Some(p) = plan.ops.get(op) else {
+        return String::from("?");
+    };
+    match (&p.at, &p.op) {
+        (Some(at), _) => at.clone(),
+        (None, Op::CopyLibrary { needed_by, .. }) => {
+            format!("a library of {}", needed_by.display())
+        }
+        (None, _) => plan
+            .boms
+            .get(p.bom)
+            .map(|b| b.display().to_string())
+            .unwrap_or_default(),
+    }
+}
