@@ -114,10 +114,10 @@ impl<'a> Placer<'a> {
                 );
             }
             self.push(&mut ops, s, dep, path, dest);
-            if let Some(base) = &dep.baseline {
-                if let Some(dest) = self.destination(dep, base, spec, &objects, &main) {
-                    self.push(&mut ops, s, dep, base, dest);
-                }
+            if let Some(base) = &dep.baseline
+                && let Some(dest) = self.destination(dep, base, spec, &objects, &main)
+            {
+                self.push(&mut ops, s, dep, base, dest);
             }
         }
         ops
@@ -237,13 +237,13 @@ impl<'a> Placer<'a> {
             let Ok(p) = dir.join(&dep.name) else {
                 continue;
             };
-            if let Ok(at) = self.map.resolve(&p, true) {
-                if matches!(
+            if let Ok(at) = self.map.resolve(&p, true)
+                && matches!(
                     self.map.nodes.get(&at).map(|n| &n.kind),
                     Some(NodeKind::File { .. })
-                ) {
-                    return Some(at);
-                }
+                )
+            {
+                return Some(at);
             }
         }
         self.in_same_tree(s, &dep.name)

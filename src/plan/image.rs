@@ -149,10 +149,12 @@ impl ImageMap {
     }
 
     fn lookup(&mut self, q: &ImagePath) -> io::Result<Lookup> {
-        if let Some(node) = self.nodes.get(q) {
-            if let NodeKind::Link { target } = &node.kind {
-                return Ok(Lookup::Link(target.clone()));
-            }
+        if let Some(Node {
+            kind: NodeKind::Link { target },
+            ..
+        }) = self.nodes.get(q)
+        {
+            return Ok(Lookup::Link(target.clone()));
         }
         let disk = match self.on_disk.get(q) {
             Some(l) => l.clone(),
