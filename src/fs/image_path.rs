@@ -160,8 +160,9 @@ pub enum Lookup {
 /// Resolves `p` inside a root the way the kernel would inside a chroot at that root: each symlink
 /// met is replaced by its target (absolute targets start again at the root, relative ones at the
 /// link's directory), `..` at the root stays at the root, and more than [`MAX_LINK_HOPS`] links is
-/// `ELOOP`. The last component is followed only when `follow_last` is set. Components below a
-/// missing one are not looked up. `lookup` is asked only about resolved prefixes (no link in them).
+/// `ELOOP`. The last component is followed only when `follow_last` is set. `lookup` is asked only
+/// about resolved prefixes (no link in them); below a missing one it must still answer, since a
+/// planned image can hold links under directories the disk does not have yet.
 pub fn resolve_in_root_with(
     p: &ImagePath,
     follow_last: bool,
@@ -170,7 +171,6 @@ pub fn resolve_in_root_with(
     let mut resolved = ImagePath::root();
     let mut pending: Vec<OsString> = p.names().rev().map(OsStr::to_os_string).collect();
     let mut hops = 0;
-    let mut missing = false;
     while let Some(part) = pending.pop() {
         match part.as_bytes() {
             b"" | b"." => continue,
@@ -182,16 +182,12 @@ pub fn resolve_in_root_with(
         }
         let next = resolved.child(&part);
         let last = pending.is_empty();
-        if missing || (last && !follow_last) {
+        if last && !follow_last {
             resolved = next;
             continue;
         }
         match lookup(&next)? {
-            Lookup::Missing => {
-                missing = true;
-                resolved = next;
-            }
-            Lookup::Present => resolved = next,
+            Lookup::Missing | Lookup::Present => resolved = next,
             Lookup::Link(target) => {
                 hops += 1;
                 if hops > MAX_LINK_HOPS {

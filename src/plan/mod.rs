@@ -176,6 +176,15 @@ impl BomPlanner<'_> {
         });
     }
 
+    /// The host path to read for a listed source: inside a sysroot, its links
+    /// are followed inside the sysroot (its absolute links stay inside it).
+    fn readable(&self, listed: PathBuf) -> PathBuf {
+        match self.sysroot {
+            Some(s) => sources::inside_sysroot(s, &listed),
+            None => listed,
+        }
+    }
+
     fn base(&self, c: &CopyEntry) -> PathBuf {
         match &c.from {
             Some(f) => sources::source_path(self.w, &f.value, self.sysroot),
@@ -194,7 +203,8 @@ impl BomPlanner<'_> {
                 for d in c.dirs.iter().flatten() {
                     let contents_only = d.value.ends_with('/');
                     let pattern = sources::source_path(&base, &d.value, self.sysroot);
-                    for src in expand(&pattern, &d.loc, self.sysroot)? {
+                    for listed in expand(&pattern, &d.loc)? {
+                        let src = self.readable(listed);
                         items.push((src, contents_only, d.loc.clone()));
                     }
                 }
@@ -265,7 +275,7 @@ impl BomPlanner<'_> {
 
     fn plan_file(&mut self, f: &FileEntry, base: &Path, tp: &ImagePath) -> Result<()> {
         let pattern = sources::source_path(base, &f.name.value, self.sysroot);
-        let srcs = expand(&pattern, &f.name.loc, self.sysroot)?;
+        let srcs = expand(&pattern, &f.name.loc)?;
         if srcs.len() > 1 && f.rename.is_some() {
             return Err(Error::at(
                 Status::InvalidBom,
@@ -277,7 +287,8 @@ impl BomPlanner<'_> {
                 ),
             ));
         }
-        for src in srcs {
+        for listed in srcs {
+            let src = self.readable(listed.clone());
             check_file_source(&src, &f.name.loc)?;
             if let Some(h) = &f.hash {
                 check_hash(&src, h)?;
@@ -285,11 +296,12 @@ impl BomPlanner<'_> {
             let dest = match &f.rename {
                 Some(r) => image_path(r, Some(tp))?,
                 None => {
-                    let Some(name) = src.file_name() else {
+                    // The name the bom gave, not the name links lead to.
+                    let Some(name) = listed.file_name() else {
                         return Err(Error::at(
                             Status::InvalidBom,
                             &f.name.loc,
-                            format!("{} has no file name to copy it under", src.display()),
+                            format!("{} has no file name to copy it under", listed.display()),
                         ));
                     };
                     tp.join(name)
@@ -328,31 +340,21 @@ fn check_link_target(src: &Located<String>) -> Result<()> {
 
 /// The sources an entry names: the path itself, or the matches of its
 /// wildcards when it does not exist literally (no match is an error; a
-/// malformed wildcard is a bom error). Inside a sysroot, each is resolved as
-/// the sysroot would resolve it (its absolute links stay inside it).
-fn expand(pattern: &Path, loc: &SourceLoc, sysroot: Option<&Path>) -> Result<Vec<PathBuf>> {
+/// malformed wildcard is a bom error).
+fn expand(pattern: &Path, loc: &SourceLoc) -> Result<Vec<PathBuf>> {
     let text = pattern.to_string_lossy();
-    let found = if !sources::has_wildcard(&text) || pattern.symlink_metadata().is_ok() {
-        vec![pattern.to_path_buf()]
-    } else {
-        let found =
-            sources::expand_glob(pattern).map_err(|e| Error::at(Status::InvalidBom, loc, e))?;
-        if found.is_empty() {
-            return Err(Error::at(
-                Status::NotFound,
-                loc,
-                format!("no file matches {text}"),
-            ));
-        }
-        found
-    };
-    Ok(match sysroot {
-        Some(s) => found
-            .into_iter()
-            .map(|p| sources::inside_sysroot(s, &p))
-            .collect(),
-        None => found,
-    })
+    if !sources::has_wildcard(&text) || pattern.symlink_metadata().is_ok() {
+        return Ok(vec![pattern.to_path_buf()]);
+    }
+    let found = sources::expand_glob(pattern).map_err(|e| Error::at(Status::InvalidBom, loc, e))?;
+    if found.is_empty() {
+        return Err(Error::at(
+            Status::NotFound,
+            loc,
+            format!("no file matches {text}"),
+        ));
+    }
+    Ok(found)
 }
 
 /// A listed source must be a regular file (after links): a directory belongs
