@@ -233,10 +233,22 @@ fn check_missing(missing: &[Missing], opts: &BuildOptions) -> Result<()> {
     if fatal.is_empty() {
         return Ok(());
     }
+    let mut shipped = String::new();
+    for m in fatal.iter().filter(|m| !m.shipped_at.is_empty()) {
+        let at: Vec<String> = m.shipped_at.iter().map(|p| p.to_string()).collect();
+        shipped.push_str(&format!(
+            "\n  the boms place {} at {}, where the image's loader does not look for {}",
+            m.name,
+            at.join(", "),
+            m.needed_by.display()
+        ));
+    }
     Err(Error::new(
         Status::MissingLibraries,
         format!(
-            "{} missing: {}",
+            "{} missing: {}{shipped}\n  hint: ship each where the image's loader looks (its \
+             RUNPATH, a system dir such as /lib), add the host dir that holds it with \
+             --library-path, or build anyway with --allow-missing",
             if fatal.len() == 1 {
                 "1 library is"
             } else {

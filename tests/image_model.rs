@@ -293,9 +293,11 @@ fn a_library_the_bom_ships_on_the_loader_path_is_not_missing() {
          \x20 - target: /opt/nowhere\n    copy: [{files: [../build/libecdh.so]}]\n\
          \x20 - target: /bin\n    copy: [{files: [../build/app]}]\n",
     );
-    ws.run("other.yaml", &[])
-        .code(248)
-        .stderr(predicate::str::contains("libecdh.so"));
+    ws.run("other.yaml", &[]).code(248).stderr(
+        predicate::str::contains("the boms place libecdh.so at /opt/nowhere/libecdh.so")
+            .and(predicate::str::contains("--library-path"))
+            .and(predicate::str::contains("--allow-missing")),
+    );
 }
 
 #[test]
@@ -422,13 +424,14 @@ fn the_configured_loader_wins_even_when_a_lone_library_comes_first() {
         &ws.path().join("plugins/libplugin.so"),
         &["-shared", "-fPIC"],
     );
-    ws.write(
-        "first.yaml",
-        "targets:\n  - target: /opt/plugins\n    copy: [{dirs: [../plugins/]}]\n",
-    );
+    // The top bom is processed first: its lone library comes before any program.
     ws.write(
         "app.yaml",
-        "includes: [first.yaml]\ntargets:\n  - target: /bin\n    copy: [{files: [/bin/true]}]\n",
+        "includes: [prog.yaml]\ntargets:\n  - target: /opt/plugins\n    copy: [{dirs: [../plugins/]}]\n",
+    );
+    ws.write(
+        "prog.yaml",
+        "targets:\n  - target: /bin\n    copy: [{files: [/bin/true]}]\n",
     );
     ws.run(
         "app.yaml",

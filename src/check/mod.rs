@@ -122,6 +122,7 @@ pub fn check_image(
                             needed_by: d.needed_by.clone(),
                             searched: d.searched.clone(),
                             listed: true,
+                            shipped_at: Vec::new(),
                         });
                     }
                 }

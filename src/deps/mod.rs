@@ -44,6 +44,9 @@ pub struct Missing {
     /// True when the file that needs it (directly or not) is listed in a bom's
     /// `files`; false when it only lies in a copied dir.
     pub listed: bool,
+    /// Where the boms place a file of that name, none of which the image's
+    /// loader searches for this file.
+    pub shipped_at: Vec<ImagePath>,
 }
 
 /// A library the host does not have but the image being built does: the

@@ -90,6 +90,7 @@ impl<'a> Placer<'a> {
                         needed_by: dep.needed_by.clone(),
                         searched: dep.searched.clone(),
                         listed: s.listed,
+                        shipped_at: self.shipped_at(&dep.name),
                     }),
                 }
                 continue;
@@ -247,6 +248,18 @@ impl<'a> Placer<'a> {
             }
         }
         self.in_same_tree(s, &dep.name)
+    }
+
+    /// Every place the boms put a file called `name`.
+    fn shipped_at(&self, name: &str) -> Vec<ImagePath> {
+        self.map
+            .nodes
+            .iter()
+            .filter(|(p, n)| {
+                matches!(n.kind, NodeKind::File { .. }) && p.file_name().is_some_and(|f| f == name)
+            })
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// A file named `name` in the dir copy the subject comes from.
