@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::error::Result;
 use crate::fs::EntryKind;
-use crate::ldso::{Dep, LoaderSpec, Resolution, Resolver, ResolverOptions, Via};
+use crate::ldso::{Dep, Flavor, LoaderSpec, Resolution, Resolver, ResolverOptions, Via};
 use crate::plan::{Op, Plan, PlannedOp};
 pub use loader_config::{ConfiguredLoader, LoaderConfig};
 
@@ -99,6 +99,7 @@ pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryRepor
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
+        ..ResolverOptions::default()
     });
     let sysroot = Sysroot(opts.sysroot.clone());
     let defaults = default_interps(&subjects);
@@ -214,7 +215,7 @@ fn loader_spec(interp: &str, config: &LoaderConfig) -> LoaderSpec {
         None => (interp.to_string(), None),
     };
     LoaderSpec {
-        flavor: crate::ldso::Flavor::of_interp(&path),
+        flavor: Flavor::of_interp(&path),
         interp: path,
         library_path,
     }
@@ -384,15 +385,21 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
+        ..ResolverOptions::default()
     });
-    let sysroot = Sysroot(opts.sysroot.clone());
     let out = files
         .par_iter()
         .map(|file| {
-            let host = sysroot.host(file);
+            // Read through the resolver: links inside a sysroot resolve inside it.
+            let host = resolver.host_path(file).unwrap_or_else(|| file.clone());
             let (resolution, error) = match elf::read_file(&host) {
                 Ok(Some(e)) => {
-                    let spec = e.interp.as_deref().map(|i| loader_spec(i, &config));
+                    // A file without PT_INTERP (a library alone) takes the
+                    // standard loader of the C library it needs.
+                    let interp = e.interp.clone().or_else(|| {
+                        Flavor::of_object(&e).and_then(|f| crate::ldso::default_interp(&e, f))
+                    });
+                    let spec = interp.as_deref().map(|i| loader_spec(i, &config));
                     match resolver.resolve(file, spec.as_ref()) {
                         Ok(r) => (Some(r), None),
                         Err(err) => (None, Some(err.to_string())),
