@@ -501,7 +501,12 @@ impl<'r> Search<'r> {
     fn try_file(&self, path: &str) -> Tried {
         let verdict = match self.r.candidate_at(path) {
             Probe::Absent => return None,
-            Probe::Bad(why) => Err(why),
+            Probe::Bad(why) => Err(match self.flavor {
+                Flavor::Glibc => why,
+                // musl reports the errno of its failed read or map.
+                Flavor::Musl if why.ends_with("Is a directory") => "Is a directory".into(),
+                Flavor::Musl => "Exec format error".into(),
+            }),
             Probe::Elf((id, elf)) => match self.verify(&elf) {
                 Verdict::Load => Ok(Candidate {
                     path: path.to_string(),

@@ -184,3 +184,51 @@ pub fn patchelf(file: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Compiles `src` with musl-gcc into `path` (`kind`: `-shared -fPIC` for a
+/// library, nothing for a program).
+pub fn musl_build(path: &Path, src: &str, kind: &[&str], args: &[&str]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let c = path.with_file_name(format!("{}.c", path.file_name().unwrap().to_string_lossy()));
+    fs::write(&c, src).unwrap();
+    let out = Command::new("musl-gcc")
+        .args(kind)
+        .arg("-o")
+        .arg(path)
+        .arg(&c)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "musl-gcc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// musl's loader.
+pub const MUSL_LD: &str = "/lib/ld-musl-x86_64.so.1";
+
+/// `NAME => PATH` pairs from musl's loader (`ld-musl --list FILE`), in
+/// [`ldd`]'s form; None when it reports an error.
+pub fn musl_list(file: &Path) -> Option<BTreeSet<(String, String)>> {
+    let out = Command::new(MUSL_LD)
+        .arg("--list")
+        .arg(file)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let strip = |s: &str| s.split(" (0x").next().unwrap_or(s).trim().to_string();
+    Some(
+        text.lines()
+            .map(|l| match l.trim().split_once(" => ") {
+                Some((n, p)) => (n.to_string(), strip(p)),
+                None => (strip(l), strip(l)),
+            })
+            .collect(),
+    )
+}
