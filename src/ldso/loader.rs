@@ -178,9 +178,7 @@ mod tests {
 
     #[test]
     fn reads_the_host_interpreter_dirs() {
-        let Ok(bytes) = fs::read("/lib64/ld-linux-x86-64.so.2") else {
-            return;
-        };
+        let bytes = fs::read("/lib64/ld-linux-x86-64.so.2").unwrap();
         let dirs = embedded_system_dirs(&bytes).unwrap();
         assert!(
             dirs.iter().any(|d| d == "/lib" || d == "/lib64"),
