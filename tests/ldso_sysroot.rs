@@ -232,3 +232,75 @@ fn glibc_does_not_read_ld_so_conf_without_a_cache() {
         "{truth:?}"
     );
 }
+
+/// A sysroot whose interpreter is a stand-in carrying glibc's banner for
+/// `version`, and `/bin/lprog` (RPATH `/opt/rp`) needing `libq.so`, which
+/// is in `/opt/rp`, `/opt/rp/tls` and `/opt/rp/haswell`.
+fn versioned_sysroot(d: &Path, version: &str) -> PathBuf {
+    let s = d.join(format!("sys-{version}"));
+    lib(
+        &s.join("lib64/ld-linux-x86-64.so.2"),
+        &format!(
+            "const char banner[] = \"ld.so (GNU libc) stable release version {version}.\\n\";\nconst char *b(void) {{ return banner; }}\n"
+        ),
+        &["-Wl,-soname,ld-linux-x86-64.so.2"],
+    );
+    for sub in ["opt/rp", "opt/rp/tls", "opt/rp/haswell"] {
+        lib(&s.join(sub).join("libq.so"), &func("q", &[]), &[]);
+    }
+    exe(
+        &s.join("bin/lprog"),
+        &main_calling(&["q"]),
+        &[
+            &format!("-L{}", s.join("opt/rp").display()),
+            "-lq",
+            "-Wl,--disable-new-dtags,-rpath,/opt/rp",
+        ],
+    );
+    s
+}
+
+fn libq(s: &Path, cpu: Option<copy_bom::ldso::Cpu>) -> Option<PathBuf> {
+    let res = Resolver::new(ResolverOptions {
+        sysroot: s.to_path_buf(),
+        cpu,
+        ..ResolverOptions::default()
+    })
+    .resolve(Path::new("/bin/lprog"), None)
+    .unwrap();
+    res.libs.into_iter().find(|l| l.name == "libq.so")?.path
+}
+
+/// ld.so(8): the legacy `tls` and platform subdirectories are searched up to
+/// glibc 2.36 only (the rule, since no 2.37 loader runs here); the version
+/// is read from the sysroot's own interpreter.
+#[test]
+fn legacy_subdirectories_follow_the_sysroot_loaders_version() {
+    let (_t, d) = tmp();
+    let old = versioned_sysroot(&d, "2.36");
+    assert_eq!(libq(&old, None), Some(PathBuf::from("/opt/rp/tls/libq.so")));
+    let new = versioned_sysroot(&d, "2.37");
+    assert_eq!(libq(&new, None), Some(PathBuf::from("/opt/rp/libq.so")));
+}
+
+/// The target CPU can be given for a sysroot: a baseline x86-64 CPU has
+/// no `haswell` platform, an AVX2 Intel one has.
+#[test]
+fn the_target_cpu_can_be_given() {
+    let (_t, d) = tmp();
+    let s = versioned_sysroot(&d, "2.36");
+    fs::remove_dir_all(s.join("opt/rp/tls")).unwrap();
+    let haswell = copy_bom::ldso::Cpu {
+        level: 3,
+        platform: Some("haswell".into()),
+        avx512_1: false,
+    };
+    assert_eq!(
+        libq(&s, Some(haswell)),
+        Some(PathBuf::from("/opt/rp/haswell/libq.so"))
+    );
+    assert_eq!(
+        libq(&s, Some(copy_bom::ldso::Cpu::baseline())),
+        Some(PathBuf::from("/opt/rp/libq.so"))
+    );
+}

@@ -327,3 +327,79 @@ fn host_cpu() -> Cpu {
 fn host_cpu() -> Cpu {
     Cpu::baseline()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(machine: u16, class: Class) -> ElfFile {
+        ElfFile {
+            class,
+            data: Endian::Little,
+            osabi: 0,
+            abiversion: 0,
+            machine,
+            flags: 0,
+            kind: crate::elf::ET_DYN,
+            interp: None,
+            dynamic: true,
+            needed: Vec::new(),
+            rpath: None,
+            runpath: None,
+            soname: None,
+            nodeflib: false,
+            pie: false,
+            filters: Vec::new(),
+            auxiliary: Vec::new(),
+        }
+    }
+
+    /// The order `LD_DEBUG=libs` of glibc 2.36 showed on an AVX-512 Intel
+    /// machine (platform haswell, hwcap avx512_1): see tests/ldso_rules.rs
+    /// for the live comparison.
+    #[test]
+    fn legacy_subdirs_in_glibc_order() {
+        let cpu = Cpu {
+            level: 4,
+            platform: Some("haswell".into()),
+            avx512_1: true,
+        };
+        let dirs = legacy_subdirs(&object(EM_X86_64, Class::Elf64), &cpu);
+        assert_eq!(
+            dirs,
+            [
+                "tls/haswell/avx512_1/x86_64",
+                "tls/haswell/avx512_1",
+                "tls/haswell/x86_64",
+                "tls/haswell",
+                "tls/avx512_1/x86_64",
+                "tls/avx512_1",
+                "tls/x86_64",
+                "tls",
+                "haswell/avx512_1/x86_64",
+                "haswell/avx512_1",
+                "haswell/x86_64",
+                "haswell",
+                "avx512_1/x86_64",
+                "avx512_1",
+                "x86_64",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_foreign_abi_gets_none_of_the_hosts_cpu_facts() {
+        let cpu = Cpu {
+            level: 4,
+            platform: Some("haswell".into()),
+            avx512_1: true,
+        };
+        let arm = object(EM_AARCH64, Class::Elf64);
+        assert_eq!(
+            legacy_subdirs(&arm, &cpu),
+            ["tls/aarch64", "tls", "aarch64"]
+        );
+        assert_eq!(platform(&arm, &cpu).as_deref(), Some("aarch64"));
+        assert!(supported_hwcaps(&arm, &cpu).is_empty());
+    }
+}
