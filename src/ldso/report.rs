@@ -161,6 +161,27 @@ mod tests {
     }
 
     #[test]
+    fn a_library_the_loader_stops_at_says_why() {
+        let mut res = sample();
+        res.libs[2] = dep(
+            "libb.so",
+            None,
+            "/r/liba.so",
+            Via::Unusable {
+                file: "/r/libb.so".into(),
+                reason: "invalid ELF header".into(),
+            },
+        );
+        assert!(
+            ldd_lines(&res).contains("\tlibb.so => not loadable: /r/libb.so: invalid ELF header\n")
+        );
+        assert!(tree(&res).contains(
+            "libb.so => not loadable: /r/libb.so: invalid ELF header [the loader stops there]"
+        ));
+        assert_eq!(res.missing().count(), 1);
+    }
+
+    #[test]
     fn ldd_lines_say_when_nothing_is_loaded() {
         let res = Resolution {
             interp: None,
