@@ -3,6 +3,7 @@
 //! `ld.so --list`, `LD_DEBUG=libs`; musl's loader run on the program or as
 //! `ld-musl-x86_64.so.1 --list`.
 
+mod common;
 mod ldso_support;
 
 use std::collections::BTreeSet;
@@ -451,4 +452,21 @@ fn platform_token_expands_to_the_loaders_platform() {
     let (code, text) = deps_cli(&[], &prog, None);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(cli_pairs_like(&text, &truth), truth, "{text}");
+}
+
+#[test]
+fn a_static_pie_in_a_bom_brings_no_loader_into_the_image() {
+    let ws = common::Ws::new();
+    let prog = ws.path().join("spie");
+    exe(&prog, "int main(void) { return 0; }\n", &["-static-pie"]);
+    ws.write(
+        "app.yaml",
+        "targets:\n  - target: /bin\n    copy: [{files: [../spie]}]\n",
+    );
+    ws.run("app.yaml", &["--strict"]).success();
+    assert!(ws.root().join("bin/spie").is_file());
+    assert!(
+        !ws.root().join("lib64/ld-linux-x86-64.so.2").exists(),
+        "a static-pie needs no loader"
+    );
 }
