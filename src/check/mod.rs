@@ -99,6 +99,7 @@ pub fn check_image(
         sysroot: root.to_path_buf(),
         library_path: Vec::new(),
         use_cache: true,
+        ..ResolverOptions::default()
     });
     let results: Vec<_> = subjects
         .par_iter()

@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::error::Result;
 use crate::fs::ImagePath;
-use crate::ldso::{self, LoaderSpec, Resolution, Resolver, ResolverOptions};
+use crate::ldso::{Flavor, LoaderSpec, Resolution, Resolver, ResolverOptions, default_interp};
 use crate::plan::image::{ImageMap, NodeKind};
 use crate::plan::{Op, Plan, PlannedOp, inside_sysroot};
 pub use loader_config::{ConfiguredLoader, LoaderConfig};
@@ -104,18 +104,14 @@ pub fn add_libraries(
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
+        ..ResolverOptions::default()
     });
     let sysroot = opts.sysroot.as_deref();
     let defaults = default_interps(&subjects);
     let resolved: Vec<_> = subjects
         .par_iter()
         .map(|s| {
-            let interp = s
-                .elf
-                .interp
-                .clone()
-                .or_else(|| defaults.get(&s.bom).cloned())
-                .or_else(|| ldso::default_interp(&s.elf).map(String::from));
+            let interp = infer_interp(&s.elf, defaults.get(&s.bom));
             let spec = interp.as_deref().map(|i| loader_spec(i, &opts.config));
             let res = resolver.resolve(&inside_of(sysroot, &s.src), spec.as_ref());
             (interp, spec, res)
@@ -225,6 +221,21 @@ fn default_interps(subjects: &[Subject]) -> HashMap<usize, String> {
         .collect()
 }
 
+/// The interpreter of a file: its own PT_INTERP; for a file without one (a
+/// library, a module), musl's when the object needs musl's libc, else the one
+/// its bom's programs agree on (A§4.2), else the platform's default.
+fn infer_interp(elf: &ElfFile, bom_default: Option<&String>) -> Option<String> {
+    let flavor = Flavor::of_object(elf);
+    elf.interp
+        .clone()
+        .or_else(|| match flavor {
+            Some(Flavor::Musl) => default_interp(elf, Flavor::Musl),
+            _ => None,
+        })
+        .or_else(|| bom_default.cloned())
+        .or_else(|| default_interp(elf, flavor.unwrap_or(Flavor::Glibc)))
+}
+
 /// The loader of one file: the interpreter it names (or the one inferred for
 /// it), and the rules that apply (the configured Occlum loader's, if any).
 pub(crate) struct Loader<'a> {
@@ -239,7 +250,7 @@ fn loader_spec(interp: &str, config: &LoaderConfig) -> LoaderSpec {
         None => (interp.to_string(), None),
     };
     LoaderSpec {
-        flavor: crate::ldso::Flavor::of_interp(&path),
+        flavor: Flavor::of_interp(&path),
         interp: path,
         library_path,
     }
@@ -319,15 +330,21 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
+        ..ResolverOptions::default()
     });
-    let sysroot = opts.sysroot.as_deref();
     let out = files
         .par_iter()
         .map(|file| {
-            let host = host_of(sysroot, file);
+            // Read through the resolver: links inside a sysroot resolve inside it.
+            let host = resolver.host_path(file).unwrap_or_else(|| file.clone());
             let (resolution, error) = match elf::read_file(&host) {
                 Ok(Some(e)) => {
-                    let spec = e.interp.as_deref().map(|i| loader_spec(i, &config));
+                    // A file without PT_INTERP (a library alone) takes the
+                    // standard loader of the C library it needs.
+                    let interp = e.interp.clone().or_else(|| {
+                        Flavor::of_object(&e).and_then(|f| crate::ldso::default_interp(&e, f))
+                    });
+                    let spec = interp.as_deref().map(|i| loader_spec(i, &config));
                     match resolver.resolve(file, spec.as_ref()) {
                         Ok(r) => (Some(r), None),
                         Err(err) => (None, Some(err.to_string())),

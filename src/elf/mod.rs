@@ -56,6 +56,9 @@ pub struct ElfFile {
     pub soname: Option<String>,
     /// DF_1_NODEFLIB in DT_FLAGS_1: skip the cache and the system directories.
     pub nodeflib: bool,
+    /// DF_1_PIE in DT_FLAGS_1: the object is a position-independent
+    /// executable, not a library (see [`ElfFile::is_static_pie`]).
+    pub pie: bool,
     /// DT_FILTER entries.
     pub filters: Vec<String>,
     /// DT_AUXILIARY entries.
@@ -79,6 +82,21 @@ impl ElfFile {
     /// Parses the bytes of a whole ELF file.
     pub fn parse(bytes: &[u8]) -> Result<ElfFile, ElfError> {
         parse::parse(parse::Bytes::Mem(bytes))
+    }
+
+    /// A static-pie executable (`gcc -static-pie`): ET_DYN with a PT_DYNAMIC
+    /// (it relocates itself) and DF_1_PIE, but no PT_INTERP. The kernel runs
+    /// it without a loader and it loads no library, so it needs neither:
+    /// `ldd` says "statically linked". A shared library has no PT_INTERP
+    /// either but lacks DF_1_PIE; a dynamic PIE has a PT_INTERP.
+    pub fn is_static_pie(&self) -> bool {
+        self.kind == ET_DYN && self.interp.is_none() && self.dynamic && self.pie
+    }
+
+    /// Whether the loader has nothing to load for this file: no PT_DYNAMIC
+    /// (a static executable) or a static-pie.
+    pub fn needs_no_loader(&self) -> bool {
+        !self.dynamic || self.is_static_pie()
     }
 }
 

@@ -22,6 +22,7 @@ const DT_FLAGS_1: u64 = 0x6fff_fffb;
 const DT_AUXILIARY: u64 = 0x7fff_fffd;
 const DT_FILTER: u64 = 0x7fff_ffff;
 const DF_1_NODEFLIB: u64 = 0x800;
+const DF_1_PIE: u64 = 0x0800_0000;
 
 /// Where the bytes come from: memory, or a file read at offsets on demand so
 /// that only the headers, the dynamic section and its string table are read
@@ -191,6 +192,7 @@ pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
         runpath: None,
         soname: None,
         nodeflib: false,
+        pie: false,
         filters: Vec::new(),
         auxiliary: Vec::new(),
     };
@@ -255,12 +257,52 @@ fn segment(r: &Reader, at: u64) -> Result<Segment, ElfError> {
 }
 
 /// Maps a virtual address to its file offset through the PT_LOAD segments,
-/// as the loader sees the mapped image.
+/// as the loader sees the mapped image: the first segment whose file bytes
+/// cover `addr`, and how many of its bytes follow `addr`.
 fn vaddr_to_offset(segments: &[Segment], addr: u64) -> Option<(u64, u64)> {
     segments.iter().filter(|s| s.kind == PT_LOAD).find_map(|s| {
         let delta = addr.checked_sub(s.vaddr)?;
         (delta < s.filesz).then(|| (s.offset.saturating_add(delta), s.filesz - delta))
     })
+}
+
+/// Up to `len` bytes of the mapped image from virtual address `addr`, read
+/// piece by piece through whichever PT_LOAD covers each piece: the loader
+/// maps every segment, so a table may start in one and go on in the next
+/// (patchelf moves `.dynstr` to the end of a segment it prepends, and the
+/// table then runs into the following one). Stops early at the first byte
+/// no segment maps from the file, or at the end of the file.
+fn read_mapped<'a>(
+    r: &Reader<'a>,
+    segments: &[Segment],
+    addr: u64,
+    len: u64,
+    what: &'static str,
+) -> Result<Cow<'a, [u8]>, ElfError> {
+    let file_len = r.bytes.len();
+    let piece = |at: u64, left: u64| {
+        vaddr_to_offset(segments, at).map(|(off, in_seg)| {
+            let n = left.min(in_seg).min(file_len.saturating_sub(off));
+            (off, n)
+        })
+    };
+    // The usual case: one segment holds the whole table; no copy.
+    match piece(addr, len) {
+        None | Some((_, 0)) => return Ok(Cow::Borrowed(&[])),
+        Some((off, n)) if n == len => return r.slice(off, n, what),
+        Some(_) => {}
+    }
+    let mut out = Vec::new();
+    let mut at = addr;
+    let end = addr.saturating_add(len);
+    while at < end {
+        let Some((off, n)) = piece(at, end - at).filter(|(_, n)| *n > 0) else {
+            break;
+        };
+        out.extend_from_slice(&r.slice(off, n, what)?);
+        at += n;
+    }
+    Ok(Cow::Owned(out))
 }
 
 /// The raw (tag, value) pairs of PT_DYNAMIC up to DT_NULL.
@@ -295,7 +337,9 @@ fn read_dynamic(
             DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH | DT_FILTER | DT_AUXILIARY
         )
     });
-    file.nodeflib = value(DT_FLAGS_1).is_some_and(|f| f & DF_1_NODEFLIB != 0);
+    let flags_1 = value(DT_FLAGS_1).unwrap_or(0);
+    file.nodeflib = flags_1 & DF_1_NODEFLIB != 0;
+    file.pie = flags_1 & DF_1_PIE != 0;
     if !uses_strings {
         return Ok(());
     }
@@ -303,16 +347,16 @@ fn read_dynamic(
         field: "DT_STRTAB",
         value: 0,
     })?;
-    let (offset, in_segment) = vaddr_to_offset(segments, strtab).ok_or(ElfError::Invalid {
-        field: "DT_STRTAB",
-        value: strtab,
-    })?;
-    let len = value(DT_STRSZ).unwrap_or(in_segment).min(in_segment);
-    let available = r.bytes.len().saturating_sub(offset).min(len);
-    if available > MAX_STRTAB {
-        return invalid("DT_STRSZ", available);
+    if vaddr_to_offset(segments, strtab).is_none() {
+        return invalid("DT_STRTAB", strtab);
     }
-    let strings = r.slice(offset, available, "dynamic string table")?;
+    // Without DT_STRSZ the table runs as far as the segments map it, up to
+    // MAX_STRTAB. Either way it is never larger than the file.
+    let len = value(DT_STRSZ).unwrap_or(MAX_STRTAB).min(r.bytes.len());
+    if len > MAX_STRTAB {
+        return invalid("DT_STRSZ", len);
+    }
+    let strings = read_mapped(r, segments, strtab, len, "dynamic string table")?;
     for (tag, val) in &entries {
         let text = || string_at(&strings, *val);
         match *tag {

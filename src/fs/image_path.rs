@@ -157,19 +157,28 @@ pub enum Lookup {
     Link(PathBuf),
 }
 
-/// Resolves `p` inside a root the way the kernel would inside a chroot at that root: each symlink
+/// Resolves `p` (absolute, or relative to the root; `..` taken after the links before it, as the
+/// kernel does) inside a root the way the kernel would inside a chroot at that root: each symlink
 /// met is replaced by its target (absolute targets start again at the root, relative ones at the
 /// link's directory), `..` at the root stays at the root, and more than [`MAX_LINK_HOPS`] links is
 /// `ELOOP`. The last component is followed only when `follow_last` is set. `lookup` is asked only
 /// about resolved prefixes (no link in them); below a missing one it must still answer, since a
 /// planned image can hold links under directories the disk does not have yet.
 pub fn resolve_in_root_with(
-    p: &ImagePath,
+    p: &Path,
     follow_last: bool,
     mut lookup: impl FnMut(&ImagePath) -> io::Result<Lookup>,
 ) -> io::Result<ImagePath> {
     let mut resolved = ImagePath::root();
-    let mut pending: Vec<OsString> = p.names().rev().map(OsStr::to_os_string).collect();
+    let mut pending: Vec<OsString> = p
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
     let mut hops = 0;
     while let Some(part) = pending.pop() {
         match part.as_bytes() {
@@ -221,7 +230,7 @@ pub fn lookup_on_disk(root: &Path, p: &ImagePath) -> io::Result<Lookup> {
 }
 
 /// [`resolve_in_root_with`] on a directory on disk (a sysroot, an image being checked).
-pub fn resolve_in_root(root: &Path, p: &ImagePath, follow_last: bool) -> io::Result<ImagePath> {
+pub fn resolve_in_root(root: &Path, p: &Path, follow_last: bool) -> io::Result<ImagePath> {
     resolve_in_root_with(p, follow_last, |q| lookup_on_disk(root, q))
 }
 
@@ -283,13 +292,14 @@ mod tests {
         symlink("../../../../usr", root.join("usr/up")).unwrap();
         symlink("loop2", root.join("loop1")).unwrap();
         symlink("loop1", root.join("loop2")).unwrap();
-        let r = |p: &str, follow| {
-            resolve_in_root(root, &ImagePath::parse(p).unwrap(), follow).map(|p| p.to_string())
-        };
+        let r =
+            |p: &str, follow| resolve_in_root(root, Path::new(p), follow).map(|p| p.to_string());
         assert_eq!(r("/lib/libc.so", true).unwrap(), "/usr/lib/libc.so");
         assert_eq!(r("/lib", false).unwrap(), "/lib");
         assert_eq!(r("/abs", true).unwrap(), "/usr/lib/libc.so");
         assert_eq!(r("/usr/up/lib/x/y", true).unwrap(), "/usr/lib/x/y");
+        // `..` after a link is taken from where the link leads.
+        assert_eq!(r("/lib/../bin", true).unwrap(), "/usr/bin");
         assert_eq!(
             r("/loop1", true).unwrap_err().raw_os_error(),
             Some(libc::ELOOP)

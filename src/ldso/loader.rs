@@ -21,6 +21,10 @@ pub(crate) struct LoaderFacts {
     pub id: Option<FileId>,
     /// musl: the directories of `<prefix>/etc/ld-musl-$ARCH.path`, if that file exists.
     pub musl_path: Option<Vec<String>>,
+    /// glibc: the loader's version (major, minor), from the banner ld.so
+    /// prints for `--version` ("… release version 2.36."), which is stored
+    /// as a plain string in it. None when unknown.
+    pub glibc_version: Option<(u32, u32)>,
 }
 
 /// Reads the facts of `interp` (an inside path). `target` is the object
@@ -51,9 +55,9 @@ pub(crate) fn loader_facts(
         .first()
         .map(|d| d.trim_matches('/').to_string())
         .unwrap_or_else(|| "lib".to_string());
-    let musl_path = match flavor {
-        Flavor::Musl => musl_path_file(sysroot, interp),
-        Flavor::Glibc => None,
+    let (musl_path, glibc_version) = match flavor {
+        Flavor::Musl => (musl_path_file(sysroot, interp), None),
+        Flavor::Glibc => (None, release_version(&bytes)),
     };
     LoaderFacts {
         system_dirs,
@@ -61,6 +65,7 @@ pub(crate) fn loader_facts(
         names,
         id,
         musl_path,
+        glibc_version,
     }
 }
 
@@ -114,6 +119,23 @@ pub(crate) fn embedded_system_dirs(bytes: &[u8]) -> Option<Vec<String>> {
     (run.len() >= 2).then_some(run)
 }
 
+/// The version in glibc's banner, `"… stable release version 2.36."` (or
+/// `development release version`), as embedded in ld.so and libc.so.6.
+pub(crate) fn release_version(bytes: &[u8]) -> Option<(u32, u32)> {
+    const MARK: &[u8] = b" release version ";
+    let at = bytes.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let tail = bytes.get(at..at.saturating_add(16).min(bytes.len()))?;
+    let text: String = tail
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .map(|b| char::from(*b))
+        .collect();
+    let mut parts = text.split('.').filter(|p| !p.is_empty());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// musl's `<prefix>/etc/ld-musl-$ARCH.path`, prefix being the ldso's
 /// directory minus its last component.
 fn musl_path_file(sysroot: &Sysroot, interp: &str) -> Option<Vec<String>> {
@@ -156,13 +178,30 @@ mod tests {
 
     #[test]
     fn reads_the_host_interpreter_dirs() {
-        let Ok(bytes) = fs::read("/lib64/ld-linux-x86-64.so.2") else {
-            return;
-        };
+        let bytes = fs::read("/lib64/ld-linux-x86-64.so.2").unwrap();
         let dirs = embedded_system_dirs(&bytes).unwrap();
         assert!(
             dirs.iter().any(|d| d == "/lib" || d == "/lib64"),
             "{dirs:?}"
+        );
+    }
+
+    #[test]
+    fn reads_the_release_version_from_the_banner() {
+        let blob =
+            b"\0junk\0ld.so (Debian GLIBC 2.36-9+deb12u14) stable release version 2.36.\nCopyright";
+        assert_eq!(release_version(blob), Some((2, 36)));
+        assert_eq!(release_version(b"release version x"), None);
+        let host = fs::read("/lib64/ld-linux-x86-64.so.2").unwrap();
+        let banner = std::process::Command::new("/lib64/ld-linux-x86-64.so.2")
+            .arg("--version")
+            .output()
+            .unwrap();
+        let banner = String::from_utf8_lossy(&banner.stdout).into_owned();
+        let (major, minor) = release_version(&host).unwrap();
+        assert!(
+            banner.contains(&format!("release version {major}.{minor}.")),
+            "{banner}"
         );
     }
 

@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use machine::Cpu;
 pub use resolver::Resolver;
+
+use crate::elf::ElfFile;
 
 /// Which loader implementation's rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -39,6 +42,33 @@ impl Flavor {
             Flavor::Glibc
         }
     }
+
+    /// The flavor of an object from its own content: its PT_INTERP when it
+    /// has one; otherwise (a shared library alone) the C library it needs:
+    /// `libc.so` is musl's soname, `libc.so.6` glibc's. None when there is
+    /// no such evidence (an object needing no libc).
+    pub fn of_object(elf: &ElfFile) -> Option<Flavor> {
+        if let Some(interp) = &elf.interp {
+            return Some(Flavor::of_interp(interp));
+        }
+        let needs = |n: &str| elf.needed.iter().any(|x| x == n);
+        match (needs("libc.so"), needs("libc.so.6")) {
+            (true, false) => Some(Flavor::Musl),
+            (false, true) => Some(Flavor::Glibc),
+            _ => None,
+        }
+    }
+}
+
+/// The standard interpreter path of `flavor` for `elf`'s class, byte order
+/// and machine (`/lib64/ld-linux-x86-64.so.2`, `/lib/ld-musl-x86_64.so.1`),
+/// for an object without PT_INTERP; None for an ABI not known here.
+pub fn default_interp(elf: &ElfFile, flavor: Flavor) -> Option<String> {
+    let arch = machine::arch_of(elf)?;
+    Some(match flavor {
+        Flavor::Glibc => arch.interp.to_string(),
+        Flavor::Musl => format!("/lib/ld-musl-{}.so.1", arch.musl),
+    })
 }
 
 /// What the resolver is told about the world it resolves in.
@@ -51,6 +81,17 @@ pub struct ResolverOptions {
     pub library_path: Vec<String>,
     /// Whether to read `<sysroot>/etc/ld.so.cache` (glibc).
     pub use_cache: bool,
+    /// Whether, in a sysroot without an ld.so.cache, the directories of its
+    /// `/etc/ld.so.conf` stand in for the cache (glibc). glibc itself never
+    /// reads ld.so.conf at run time, only the cache ldconfig builds from it:
+    /// the stand-in suits an unpacked root file system used as a source
+    /// (`deps`, the build), where ldconfig was never run; judging whether an
+    /// image runs (`check`) must turn it off.
+    pub conf_without_cache: bool,
+    /// The CPU the target runs on (x86-64: glibc-hwcaps level, `$PLATFORM`
+    /// and the legacy subdirectories); None means this machine's CPU, for
+    /// the host and for a sysroot alike.
+    pub cpu: Option<Cpu>,
 }
 
 impl Default for ResolverOptions {
@@ -59,6 +100,8 @@ impl Default for ResolverOptions {
             sysroot: PathBuf::from("/"),
             library_path: Vec::new(),
             use_cache: true,
+            conf_without_cache: true,
+            cpu: None,
         }
     }
 }
@@ -96,8 +139,14 @@ pub struct Dep {
     /// The DT_NEEDED string as requested.
     pub name: String,
     /// Where it was found, inside path, spelled as the loader spells it
-    /// (not canonicalized); None when not found.
+    /// (not canonicalized); None when not found or not loadable.
     pub path: Option<PathBuf>,
+    /// The host path to read for `path`: in a sysroot, `path` with every
+    /// symlink resolved inside the sysroot (an absolute link target is
+    /// taken relative to the sysroot, never the host's root), then prefixed
+    /// with the sysroot; on the host, `path` itself. Copy from this, never
+    /// from `path` joined to the sysroot by hand. None when `path` is None.
+    pub host: Option<PathBuf>,
     /// The first object that requested it.
     pub needed_by: PathBuf,
     pub via: Via,
@@ -125,6 +174,15 @@ pub enum Via {
     Loader,
     /// Not found; `searched` says where it was looked for.
     NotFound,
+    /// The loader opened `file` for this name and cannot load it: glibc
+    /// stops at a candidate that is not a loadable object of the right
+    /// byte order ("invalid ELF header", "file too short", an executable…)
+    /// instead of searching on; musl stops at the first file that opens.
+    /// The library counts as missing (`path` is None).
+    Unusable {
+        file: PathBuf,
+        reason: String,
+    },
 }
 
 /// Device and inode: the identity the loader uses to notice that two
@@ -135,13 +193,6 @@ pub(crate) fn file_id(host: &Path) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(host).ok()?;
     meta.is_file().then(|| (meta.dev(), meta.ino()))
-}
-
-/// The interpreter the platform's programs name for an object's class and
-/// machine: what an object without PT_INTERP (a shared library, a module)
-/// is loaded by when nothing else says.
-pub fn default_interp(elf: &crate::elf::ElfFile) -> Option<&'static str> {
-    machine::arch_of(elf).map(|a| a.interp)
 }
 
 /// The directories a loader searches last (glibc's system directories, as

@@ -8,7 +8,8 @@ use super::{Dep, Resolution, Via};
 /// ldd's lines without load addresses: `\tNAME => PATH`, `\tNAME => not
 /// found`, and the interpreter last as `\t/lib64/ld-linux-x86-64.so.2`;
 /// ldd's `\tstatically linked` when nothing is loaded, so every file
-/// gets a line.
+/// gets a line. A library the loader stopped at is `\tNAME => not
+/// loadable: FILE: REASON` (ldd fails as a whole there).
 pub fn ldd_lines(res: &Resolution) -> String {
     let mut out = String::new();
     if res.libs.is_empty() {
@@ -18,6 +19,13 @@ pub fn ldd_lines(res: &Resolution) -> String {
         let line = match (&dep.via, &dep.path) {
             (Via::Loader, Some(p)) => format!("\t{}", p.display()),
             (Via::Loader, None) => format!("\t{} => not found", dep.name),
+            (Via::Unusable { file, reason }, _) => {
+                format!(
+                    "\t{} => not loadable: {}: {reason}",
+                    dep.name,
+                    file.display()
+                )
+            }
             (_, Some(p)) => format!("\t{} => {}", dep.name, p.display()),
             (_, None) => format!("\t{} => not found", dep.name),
         };
@@ -74,6 +82,13 @@ fn explain(dep: &Dep) -> String {
         Via::Direct => "path".to_string(),
         Via::MuslReserved => "musl libc".to_string(),
         Via::Loader => "interpreter".to_string(),
+        Via::Unusable { file, reason } => {
+            return format!(
+                "{} => not loadable: {}: {reason} [the loader stops there]",
+                dep.name,
+                file.display()
+            );
+        }
         Via::NotFound => {
             let dirs: Vec<_> = dep
                 .searched
@@ -116,6 +131,7 @@ mod tests {
                 vec![]
             },
             baseline: None,
+            host: path.map(PathBuf::from),
         }
     }
 
@@ -142,6 +158,27 @@ mod tests {
             ldd_lines(&sample()),
             "\tliba.so => /r/liba.so\n\tlibc.so.6 => /lib/libc.so.6\n\tlibb.so => not found\n\t/lib64/ld.so\n"
         );
+    }
+
+    #[test]
+    fn a_library_the_loader_stops_at_says_why() {
+        let mut res = sample();
+        res.libs[2] = dep(
+            "libb.so",
+            None,
+            "/r/liba.so",
+            Via::Unusable {
+                file: "/r/libb.so".into(),
+                reason: "invalid ELF header".into(),
+            },
+        );
+        assert!(
+            ldd_lines(&res).contains("\tlibb.so => not loadable: /r/libb.so: invalid ELF header\n")
+        );
+        assert!(tree(&res).contains(
+            "libb.so => not loadable: /r/libb.so: invalid ELF header [the loader stops there]"
+        ));
+        assert_eq!(res.missing().count(), 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tracing::warn;
@@ -12,7 +12,10 @@ use super::cache::LdCache;
 use super::loader::{LoaderFacts, loader_facts};
 use super::search::Search;
 use super::sysroot::Sysroot;
-use super::{FileId, Flavor, LoaderSpec, Resolution, ResolverOptions, conf, file_id, machine};
+use super::{
+    Cpu, FileId, Flavor, LoaderSpec, Resolution, ResolverOptions, conf, default_interp, file_id,
+    machine,
+};
 use crate::elf::{self, Class, ElfFile, Endian};
 use crate::error::{Error, Result, Status};
 
@@ -23,10 +26,13 @@ type LoaderKey = (String, Flavor, Class, Endian, u16);
 pub struct Resolver {
     pub(crate) opts: ResolverOptions,
     pub(crate) sysroot: Sysroot,
-    elves: Mutex<HashMap<FileId, Option<Arc<ElfFile>>>>,
+    /// The target's CPU: `opts.cpu`, else this machine's.
+    pub(crate) cpu: Cpu,
+    /// Each file parsed, or why it is not a loadable ELF file.
+    elves: Mutex<HashMap<FileId, std::result::Result<Arc<ElfFile>, String>>>,
     /// Candidate library paths (inside the sysroot) already looked at: most
     /// files of a run ask for the same few libraries in the same places.
-    candidates: Mutex<HashMap<String, Option<Loaded>>>,
+    candidates: Mutex<HashMap<String, Probe>>,
     dirs: Mutex<HashMap<String, bool>>,
     cache: OnceLock<Option<LdCache>>,
     conf: OnceLock<Vec<String>>,
@@ -36,6 +42,22 @@ pub struct Resolver {
 /// A parsed ELF file and its identity.
 pub(crate) type Loaded = (FileId, Arc<ElfFile>);
 
+/// What opening a candidate path finds.
+#[derive(Debug, Clone)]
+pub(crate) enum Probe {
+    /// Nothing the loader can open there (no such file, or no permission):
+    /// the search goes on.
+    Absent,
+    /// Something that opens but is not an ELF file the reader accepts: a
+    /// text file, a short file, a directory, a malformed object; the
+    /// loader's words for it.
+    Bad(String),
+    Elf(Loaded),
+}
+
+/// The smallest file glibc reads an ELF header from (an ELF64 header).
+const MIN_ELF: u64 = 64;
+
 /// Locks a cache map; a poisoned lock only means another thread panicked
 /// mid-insert of a memo entry, which leaves the map usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -43,9 +65,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Resolver {
-    pub fn new(opts: ResolverOptions) -> Resolver {
+    /// A relative `opts.sysroot` is made absolute here, once, against the
+    /// current directory, so every path the resolver hands out or reads
+    /// stays valid whatever the caller's directory later is.
+    pub fn new(mut opts: ResolverOptions) -> Resolver {
+        if let Ok(abs) = std::path::absolute(&opts.sysroot) {
+            opts.sysroot = abs;
+        }
         Resolver {
             sysroot: Sysroot::new(&opts.sysroot),
+            cpu: opts.cpu.clone().unwrap_or_else(Cpu::host),
             opts,
             elves: Mutex::default(),
             candidates: Mutex::default(),
@@ -64,25 +93,28 @@ impl Resolver {
     /// Errors (status NotFound) when `file` cannot be read or is not a
     /// well-formed ELF file. Libraries that are not found are not errors:
     /// they are [`super::Dep`]s without a path.
+    ///
+    /// A static executable or a static-pie ([`ElfFile::needs_no_loader`])
+    /// gets no libraries and no interpreter whatever `loader` says: the
+    /// kernel runs it without one. A file without PT_INTERP otherwise (a
+    /// shared library alone) is resolved with the rules of the C library it
+    /// needs ([`Flavor::of_object`]; glibc without evidence) and that
+    /// flavor's standard interpreter.
     pub fn resolve(&self, file: &Path, loader: Option<&LoaderSpec>) -> Result<Resolution> {
         let main = self.read_main(file)?;
-        if !main.dynamic {
+        if main.needs_no_loader() {
             return Ok(Resolution {
                 interp: main.interp.clone(),
                 libs: Vec::new(),
             });
         }
-        let interp = match loader {
-            Some(spec) => Some(spec.interp.clone()),
-            None => main
-                .interp
-                .clone()
-                .or_else(|| machine::arch_of(&main).map(|a| a.interp.to_string())),
-        };
-        let flavor = match (loader, &interp) {
-            (Some(spec), _) => spec.flavor,
-            (None, Some(i)) => Flavor::of_interp(i),
-            (None, None) => Flavor::Glibc,
+        let (interp, flavor) = match (loader, &main.interp) {
+            (Some(spec), _) => (Some(spec.interp.clone()), spec.flavor),
+            (None, Some(i)) => (Some(i.clone()), Flavor::of_interp(i)),
+            (None, None) => {
+                let flavor = Flavor::of_object(&main).unwrap_or(Flavor::Glibc);
+                (default_interp(&main, flavor), flavor)
+            }
         };
         let library_path = loader
             .and_then(|l| l.library_path.clone())
@@ -91,6 +123,13 @@ impl Resolver {
         let mut search = Search::new(self, file, main, interp, flavor, facts, library_path);
         search.run();
         Ok(search.finish())
+    }
+
+    /// The host path to read for a path inside the sysroot (symlinks
+    /// resolved inside it, as [`super::Dep::host`]); None when it does not
+    /// exist. For the [`super::Dep::baseline`] of a hwcaps library, say.
+    pub fn host_path(&self, inside: &Path) -> Option<PathBuf> {
+        self.sysroot.open_path(inside)
     }
 
     fn read_main(&self, file: &Path) -> Result<Arc<ElfFile>> {
@@ -107,35 +146,46 @@ impl Resolver {
         }
     }
 
-    /// The parsed ELF file at a host path, parsed once per file identity;
-    /// None when it is not a (well-formed) ELF file.
-    pub(crate) fn elf_at(&self, host: &Path) -> Option<(FileId, Arc<ElfFile>)> {
-        let id = file_id(host)?;
+    /// The parsed ELF file at a host path, parsed once per file identity, or
+    /// why it is not one (in glibc's words where glibc has words for it).
+    fn elf_at(&self, host: &Path, len: u64) -> std::result::Result<Loaded, String> {
+        let id = file_id(host).ok_or_else(|| "cannot read file data".to_string())?;
         if let Some(cached) = lock(&self.elves).get(&id) {
             return cached.clone().map(|e| (id, e));
         }
-        let parsed = match elf::read_file(host) {
-            Ok(Some(e)) => Some(Arc::new(e)),
-            Ok(None) => None,
-            Err(e) => {
-                warn!("{}: {e}", host.display());
-                None
+        let parsed = if len < MIN_ELF {
+            Err("file too short".to_string())
+        } else {
+            match elf::read_file(host) {
+                Ok(Some(e)) => Ok(Arc::new(e)),
+                Ok(None) => Err("invalid ELF header".to_string()),
+                Err(e) => Err(e.to_string()),
             }
         };
         lock(&self.elves).insert(id, parsed.clone());
         parsed.map(|e| (id, e))
     }
 
-    /// The ELF file at an inside candidate path, memoized per path; None when
-    /// it does not exist or is not a well-formed ELF file.
-    pub(crate) fn candidate_at(&self, path: &str) -> Option<Loaded> {
+    /// What the loader finds at an inside candidate path, memoized per path.
+    /// Only regular files are opened (a FIFO would block).
+    pub(crate) fn candidate_at(&self, path: &str) -> Probe {
         if let Some(known) = lock(&self.candidates).get(path) {
             return known.clone();
         }
-        let found = self
-            .sysroot
-            .open_path(Path::new(path))
-            .and_then(|host| self.elf_at(&host));
+        let host = self.sysroot.open_path(Path::new(path));
+        let found = match host.as_deref().map(|h| (h, fs::metadata(h))) {
+            None | Some((_, Err(_))) => Probe::Absent,
+            Some((_, Ok(m))) if m.is_dir() => {
+                Probe::Bad("cannot read file data: Is a directory".into())
+            }
+            Some((_, Ok(m))) if !m.is_file() => Probe::Bad("not a regular file".into()),
+            // Unreadable: the loader's open fails and it searches on.
+            Some((h, Ok(_))) if fs::File::open(h).is_err() => Probe::Absent,
+            Some((h, Ok(m))) => match self.elf_at(h, m.len()) {
+                Ok(loaded) => Probe::Elf(loaded),
+                Err(why) => Probe::Bad(why),
+            },
+        };
         lock(&self.candidates).insert(path.to_string(), found.clone());
         found
     }
@@ -170,9 +220,16 @@ impl Resolver {
             .as_ref()
     }
 
-    /// The sysroot's ld.so.conf directories, read once.
+    /// The sysroot's ld.so.conf directories, read once; none unless
+    /// [`ResolverOptions::conf_without_cache`] asks for them.
     pub(crate) fn conf_dirs(&self) -> &[String] {
-        self.conf.get_or_init(|| conf::conf_dirs(&self.sysroot))
+        self.conf.get_or_init(|| {
+            if self.opts.conf_without_cache {
+                conf::conf_dirs(&self.sysroot)
+            } else {
+                Vec::new()
+            }
+        })
     }
 
     fn loader_facts(
@@ -188,6 +245,7 @@ impl Resolver {
                 names: Vec::new(),
                 id: None,
                 musl_path: None,
+                glibc_version: None,
             });
         };
         let key = (

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tracing::{debug, warn};
 
 use super::loader::LoaderFacts;
-use super::resolver::{Resolver, join};
+use super::resolver::{Probe, Resolver, join};
 use super::{Dep, FileId, Flavor, Resolution, Via, machine};
-use crate::elf::{ET_DYN, ElfFile};
+use crate::elf::{ET_DYN, ET_EXEC, ElfFile, Endian};
 
 /// musl serves these library names (`lib<name>.…`) from the ldso itself.
 const MUSL_RESERVED: [&str; 7] = ["c", "pthread", "rt", "m", "dl", "util", "xnet"];
@@ -40,7 +40,17 @@ struct Candidate {
 enum Outcome {
     Found(Candidate, Via),
     Missing(Vec<String>),
+    /// The loader stopped at `file`, which it cannot load (see [`Via::Unusable`]).
+    Unusable {
+        file: String,
+        reason: String,
+        searched: Vec<String>,
+    },
 }
+
+/// What one candidate path gives: `None` (nothing there, or a file the
+/// loader skips) lets the search go on; an error stops it.
+type Tried = Option<Result<Candidate, (String, String)>>;
 
 pub(crate) struct Search<'r> {
     r: &'r Resolver,
@@ -50,8 +60,8 @@ pub(crate) struct Search<'r> {
     facts: Arc<LoaderFacts>,
     library_path: Vec<String>,
     hwcaps: Vec<&'static str>,
-    legacy: Vec<&'static str>,
-    platform: Option<&'static str>,
+    legacy: Vec<String>,
+    platform: Option<String>,
     cache_id: u32,
     objects: Vec<Object>,
     interp_index: Option<usize>,
@@ -70,23 +80,33 @@ impl<'r> Search<'r> {
     ) -> Search<'r> {
         let arch = machine::arch_of(&main);
         let glibc = flavor == Flavor::Glibc;
+        let cpu = &r.cpu;
+        // glibc-hwcaps came with 2.33, the legacy subdirectories went with
+        // 2.37; an unknown version (no readable ld.so) gets both, as 2.36.
+        let version = facts.glibc_version;
+        let hwcaps = glibc && version.is_none_or(|v| v >= (2, 33));
+        let legacy = glibc && version.is_none_or(|v| v <= (2, 36));
         let mut s = Search {
             r,
             interp,
             flavor,
-            facts,
             library_path: Vec::new(),
-            hwcaps: if glibc {
-                machine::supported_hwcaps(&main)
+            hwcaps: if hwcaps {
+                machine::supported_hwcaps(&main, cpu)
             } else {
                 Vec::new()
             },
-            legacy: if glibc {
-                machine::legacy_subdirs(&main)
+            legacy: if legacy {
+                machine::legacy_subdirs(&main, cpu)
             } else {
                 Vec::new()
             },
-            platform: arch.as_ref().and_then(|a| a.platform),
+            platform: if glibc {
+                machine::platform(&main, cpu)
+            } else {
+                None
+            },
+            facts,
             cache_id: arch.as_ref().map_or(1, |a| a.cache_id),
             target: main.clone(),
             objects: Vec::new(),
@@ -107,17 +127,15 @@ impl<'r> Search<'r> {
 
     fn push_main(&mut self, file: &Path, main: Arc<ElfFile>) {
         let path = self.r.sysroot.absolute(file).to_string_lossy().into_owned();
-        let origin = match self.flavor {
-            // glibc takes the executable's real directory (/proc/self/exe);
-            // resolving it costs a readlink per component, so only when used.
-            Flavor::Glibc if uses_origin(&main) => self
-                .r
-                .sysroot
-                .canonical(file)
-                .map(|c| c.to_string_lossy().into_owned()),
-            Flavor::Glibc | Flavor::Musl => None,
-        }
-        .map_or_else(|| parent(&path), |c| parent(&c));
+        // A program the kernel runs (it has PT_INTERP) takes `$ORIGIN` from
+        // its real path, symlinks resolved: glibc and musl both read
+        // /proc/self/exe. An object without PT_INTERP is analysed as the
+        // library it is, whose `$ORIGIN` is the directory as found. Resolving
+        // costs a readlink per component, so only when `$ORIGIN` is used.
+        let origin = (main.interp.is_some() && uses_origin(&main))
+            .then(|| self.r.sysroot.canonical(file))
+            .flatten()
+            .map_or_else(|| parent(&path), |c| parent(&c.to_string_lossy()));
         let mut names = Vec::new();
         if self.flavor == Flavor::Glibc {
             names.extend(main.soname.clone());
@@ -169,9 +187,11 @@ impl<'r> Search<'r> {
 
     pub(crate) fn finish(mut self) -> Resolution {
         if let Some(interp) = &self.interp {
+            let found = self.facts.id.is_some();
             self.deps.push(Dep {
                 name: interp.clone(),
-                path: self.facts.id.map(|_| PathBuf::from(interp)),
+                path: found.then(|| PathBuf::from(interp)),
+                host: found.then(|| self.host(interp)).flatten(),
                 needed_by: PathBuf::from(&self.objects[0].path),
                 via: Via::Loader,
                 searched: Vec::new(),
@@ -201,22 +221,35 @@ impl<'r> Search<'r> {
         {
             return;
         }
-        match self.find(requester, name) {
-            Outcome::Found(c, via) => self.add(requester, name, c, via),
-            Outcome::Missing(_) if optional => {}
-            Outcome::Missing(searched) => {
-                let dep = self.dep(requester, name, None, Via::NotFound, searched);
-                self.deps.push(dep);
-                self.objects.push(Object {
-                    path: name.to_string(),
-                    names: vec![name.to_string()],
-                    elf: None,
-                    id: None,
-                    origin: None,
-                    loader: Some(requester),
-                });
-            }
-        }
+        let (via, searched) = match self.find(requester, name) {
+            Outcome::Found(c, via) => return self.add(requester, name, c, via),
+            // An optional (DT_AUXILIARY) filtee that fails is ignored.
+            Outcome::Missing(_) | Outcome::Unusable { .. } if optional => return,
+            Outcome::Missing(searched) => (Via::NotFound, searched),
+            Outcome::Unusable {
+                file,
+                reason,
+                searched,
+            } => (
+                Via::Unusable {
+                    file: PathBuf::from(file),
+                    reason,
+                },
+                searched,
+            ),
+        };
+        // A stand-in object, so that later requests of the name do not
+        // search again (the loader would have stopped or failed here).
+        let dep = self.dep(requester, name, None, via, searched);
+        self.deps.push(dep);
+        self.objects.push(Object {
+            path: name.to_string(),
+            names: vec![name.to_string()],
+            elf: None,
+            id: None,
+            origin: None,
+            loader: Some(requester),
+        });
     }
 
     /// Records a found file, unless it is an object already loaded under
@@ -254,11 +287,17 @@ impl<'r> Search<'r> {
         Dep {
             name: name.to_string(),
             baseline: path.as_deref().and_then(|p| self.baseline(p)),
+            host: path.as_deref().and_then(|p| self.host(p)),
             path: path.map(PathBuf::from),
             needed_by: PathBuf::from(&self.objects[requester].path),
             via,
             searched: searched.into_iter().map(PathBuf::from).collect(),
         }
+    }
+
+    /// The host path to read for an inside path ([`Dep::host`]).
+    fn host(&self, path: &str) -> Option<PathBuf> {
+        self.r.sysroot.open_path(Path::new(path))
     }
 
     /// For `D/glibc-hwcaps/X/lib`, the baseline `D/lib` when it exists.
@@ -310,10 +349,8 @@ impl<'r> Search<'r> {
             .absolute(Path::new(&expanded))
             .to_string_lossy()
             .into_owned();
-        match self.try_file(&path) {
-            Some(c) => Outcome::Found(c, Via::Direct),
-            None => Outcome::Missing(vec![parent(&path)]),
-        }
+        let searched = vec![parent(&path)];
+        outcome(self.try_file(&path), Via::Direct, searched)
     }
 
     fn find_glibc(&self, requester: usize, name: &str) -> Outcome {
@@ -362,8 +399,8 @@ impl<'r> Search<'r> {
         match self.r.ld_cache() {
             Some(cache) => {
                 let hit = cache.lookup(name, self.cache_id, self.target.data, &self.hwcaps);
-                if let Some(c) = hit.and_then(|p| self.try_file(p)) {
-                    return Some(Outcome::Found(c, Via::Cache));
+                if let Some(tried) = hit.and_then(|p| self.try_file(p)) {
+                    return Some(outcome(Some(tried), Via::Cache, searched.clone()));
                 }
             }
             None => {
@@ -392,6 +429,7 @@ impl<'r> Search<'r> {
                     (None, None) => None,
                 };
                 if let Some((list, via)) = list
+                    && musl_expands(list)
                     && let Some(f) =
                         self.try_list(list, o.origin.as_deref(), name, &mut searched, via)
                 {
@@ -433,18 +471,22 @@ impl<'r> Search<'r> {
     ) -> Option<Outcome> {
         dirs.iter().find_map(|dir| {
             searched.push(dir.clone());
-            self.try_dir(dir, name)
-                .map(|c| Outcome::Found(c, via(PathBuf::from(dir))))
+            let tried = self.try_dir(dir, name)?;
+            Some(outcome(
+                Some(tried),
+                via(PathBuf::from(dir)),
+                searched.clone(),
+            ))
         })
     }
 
     /// `D/glibc-hwcaps/X`, then the legacy subdirectories, then `D` itself.
-    fn try_dir(&self, dir: &str, name: &str) -> Option<Candidate> {
+    fn try_dir(&self, dir: &str, name: &str) -> Tried {
         if !self.r.dir_exists(dir) {
             return None;
         }
         let hwcaps = self.hwcaps.iter().map(|h| format!("glibc-hwcaps/{h}"));
-        let legacy = self.legacy.iter().map(|l| l.to_string());
+        let legacy = self.legacy.iter().cloned();
         hwcaps
             .chain(legacy)
             .map(|sub| join(dir, &sub))
@@ -453,58 +495,110 @@ impl<'r> Search<'r> {
             .or_else(|| self.try_file(&join(dir, name)))
     }
 
-    /// Opens a candidate; one that fails the loader's checks is skipped.
-    fn try_file(&self, path: &str) -> Option<Candidate> {
-        let (id, elf) = self.r.candidate_at(path)?;
-        if !self.compatible(&elf) {
-            debug!("{path}: skipped, not a compatible shared object");
-            return None;
-        }
-        Some(Candidate {
-            path: path.to_string(),
-            elf,
-            id,
-        })
+    /// Opens a candidate as the loader does: nothing there, or a file the
+    /// loader passes over, lets the search go on; a file it cannot load
+    /// stops it with the loader's reason.
+    fn try_file(&self, path: &str) -> Tried {
+        let verdict = match self.r.candidate_at(path) {
+            Probe::Absent => return None,
+            Probe::Bad(why) => Err(match self.flavor {
+                Flavor::Glibc => why,
+                // musl reports the errno of its failed read or map.
+                Flavor::Musl if why.ends_with("Is a directory") => "Is a directory".into(),
+                Flavor::Musl => "Exec format error".into(),
+            }),
+            Probe::Elf((id, elf)) => match self.verify(&elf) {
+                Verdict::Load => Ok(Candidate {
+                    path: path.to_string(),
+                    elf,
+                    id,
+                }),
+                Verdict::Skip => {
+                    debug!("{path}: skipped, built for another machine or class");
+                    return None;
+                }
+                Verdict::Refuse(why) => Err(why),
+            },
+        };
+        Some(verdict.map_err(|why| (path.to_string(), why)))
     }
 
-    /// glibc's `open_verify`: same class, byte order and machine as the
-    /// program, a SYSV or GNU OS ABI, and a shared object.
-    fn compatible(&self, elf: &ElfFile) -> bool {
+    /// What the loader does with an ELF candidate. glibc (`open_verify`,
+    /// `_dl_map_object_from_fd`) passes over an object of another class or
+    /// machine (other ABIs share directories) and refuses, stopping there,
+    /// one of the other byte order, OS ABI or ABI version, or one that is
+    /// not a shared library (an executable, a PIE, a relocatable file).
+    /// musl takes the first file that opens: anything it cannot map is an
+    /// error ("Exec format error"), an executable it maps anyway.
+    fn verify(&self, elf: &ElfFile) -> Verdict {
         const ELFOSABI_SYSV: u8 = 0;
         const ELFOSABI_GNU: u8 = 3;
         /// glibc 2.36's LIBC_ABI_MAX: ABI versions above it need a newer libc.
         const LIBC_ABI_MAX: u8 = 4;
         let t = &self.target;
-        let abi_ok = match elf.osabi {
-            ELFOSABI_SYSV => elf.abiversion == 0,
-            ELFOSABI_GNU => elf.abiversion < LIBC_ABI_MAX,
-            _ => false,
-        };
-        elf.class == t.class
-            && elf.data == t.data
-            && elf.machine == t.machine
-            && abi_ok
-            && elf.kind == ET_DYN
+        if self.flavor == Flavor::Musl {
+            let same_abi = elf.class == t.class && elf.data == t.data && elf.machine == t.machine;
+            return if same_abi && (elf.kind == ET_DYN || elf.kind == ET_EXEC) {
+                Verdict::Load
+            } else {
+                Verdict::Refuse("Exec format error".into())
+            };
+        }
+        if elf.class != t.class {
+            return Verdict::Skip;
+        }
+        if elf.data != t.data {
+            let order = match t.data {
+                Endian::Little => "little",
+                Endian::Big => "big",
+            };
+            return Verdict::Refuse(format!("ELF file data encoding not {order}-endian"));
+        }
+        match elf.osabi {
+            ELFOSABI_SYSV if elf.abiversion != 0 => {
+                return Verdict::Refuse("ELF file ABI version invalid".into());
+            }
+            ELFOSABI_GNU if elf.abiversion >= LIBC_ABI_MAX => {
+                return Verdict::Refuse("ELF file ABI version invalid".into());
+            }
+            ELFOSABI_SYSV | ELFOSABI_GNU => {}
+            _ => return Verdict::Refuse("ELF file OS ABI invalid".into()),
+        }
+        if elf.machine != t.machine {
+            return Verdict::Skip;
+        }
+        match elf.kind {
+            ET_DYN if elf.pie => {
+                Verdict::Refuse("cannot dynamically load position-independent executable".into())
+            }
+            ET_DYN => Verdict::Load,
+            ET_EXEC => Verdict::Refuse("cannot dynamically load executable".into()),
+            _ => Verdict::Refuse("only ET_DYN and ET_EXEC can be loaded".into()),
+        }
     }
 
     /// One entry of a search list, tokens expanded, trailing `/` removed,
     /// made absolute. None when a token cannot be expanded (the loader
     /// drops such entries) or the entry is empty.
+    ///
+    /// An empty entry (`-rpath :/x`) is the current directory to both
+    /// loaders, kept like any relative entry: on the host it is the current
+    /// directory of this process, as for `ldd` run here; in a sysroot or
+    /// image it is `/`, because the program's working directory there is
+    /// unknown when the image is built and `/` is where Occlum (and a
+    /// chroot) starts it, not the host's directory.
     fn dir_entry(&self, raw: &str, origin: Option<&str>) -> Option<String> {
         let expanded = self.expand(raw, origin)?;
         let trimmed = expanded.trim_end_matches('/');
         let dir = match (trimmed.is_empty(), expanded.is_empty()) {
-            (_, true) => return None,
+            (_, true) => "",
             (true, false) => "/",
             (false, _) => trimmed,
         };
-        Some(
-            self.r
-                .sysroot
-                .absolute(Path::new(dir))
-                .to_string_lossy()
-                .into_owned(),
-        )
+        let abs = self.r.sysroot.absolute(Path::new(dir));
+        let abs = abs.to_string_lossy();
+        let abs = abs.trim_end_matches('/');
+        Some(if abs.is_empty() { "/" } else { abs }.to_string())
     }
 
     /// Expands `$ORIGIN`, and for glibc `$LIB` and `$PLATFORM` (also in
@@ -528,7 +622,7 @@ impl<'r> Search<'r> {
             let value = match token {
                 "ORIGIN" => Some(origin?),
                 "LIB" if glibc => Some(self.facts.lib.as_str()),
-                "PLATFORM" if glibc => Some(self.platform?),
+                "PLATFORM" if glibc => Some(self.platform.as_deref()?),
                 _ => None,
             };
             match value {
@@ -545,6 +639,33 @@ impl<'r> Search<'r> {
         out.push_str(rest);
         Some(out)
     }
+}
+
+/// What the loader does with an ELF candidate ([`Search::verify`]).
+enum Verdict {
+    Load,
+    Skip,
+    Refuse(String),
+}
+
+/// The outcome of a search step that tried a candidate.
+fn outcome(tried: Tried, via: Via, searched: Vec<String>) -> Outcome {
+    match tried {
+        Some(Ok(c)) => Outcome::Found(c, via),
+        Some(Err((file, reason))) => Outcome::Unusable {
+            file,
+            reason,
+            searched,
+        },
+        None => Outcome::Missing(searched),
+    }
+}
+
+/// musl expands only `$ORIGIN` (`${ORIGIN}`) in a path list and ignores a
+/// whole list naming any other `$` token (`fixup_rpath`).
+fn musl_expands(list: &str) -> bool {
+    list.match_indices('$')
+        .all(|(i, _)| list[i..].starts_with("$ORIGIN") || list[i..].starts_with("${ORIGIN}"))
 }
 
 /// The directory part of an inside path (`/` for a top-level file).

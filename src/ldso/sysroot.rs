@@ -3,13 +3,10 @@
 //! symlinks are followed as they would be inside the sysroot (an absolute
 //! link target is taken relative to the sysroot, `..` never leaves it).
 
-use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-/// Bound on symlinks followed while resolving one path (as Linux's ELOOP).
-const MAX_LINKS: usize = 40;
+use crate::fs::{Lookup, lookup_on_disk, resolve_in_root};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Sysroot {
@@ -50,40 +47,18 @@ impl Sysroot {
     }
 
     /// The canonical inside path of an existing file (symlinks resolved
-    /// inside the sysroot), or None when it does not exist.
+    /// inside the sysroot, with the one in-root walk of [`crate::fs`]), or
+    /// None when it does not exist or the links loop.
     pub(crate) fn canonical(&self, inside: &Path) -> Option<PathBuf> {
         let inside = self.absolute(inside);
         if self.is_host {
             return fs::canonicalize(inside).ok();
         }
-        let mut todo: VecDeque<OsString> = components(&inside);
-        let mut done = PathBuf::from("/");
-        let mut links = 0;
-        while let Some(part) = todo.pop_front() {
-            if part == ".." {
-                done.pop();
-                continue;
-            }
-            let next = done.join(&part);
-            let host = self.root.join(next.strip_prefix("/").unwrap_or(&next));
-            let meta = fs::symlink_metadata(&host).ok()?;
-            if !meta.file_type().is_symlink() {
-                done = next;
-                continue;
-            }
-            links += 1;
-            if links > MAX_LINKS {
-                return None;
-            }
-            let target = fs::read_link(&host).ok()?;
-            if target.is_absolute() {
-                done = PathBuf::from("/");
-            }
-            for (i, c) in components(&target).into_iter().enumerate() {
-                todo.insert(i, c);
-            }
+        let found = resolve_in_root(&self.root, &inside, true).ok()?;
+        match lookup_on_disk(&self.root, &found) {
+            Ok(Lookup::Present) => Some(found.to_path_buf()),
+            _ => None,
         }
-        Some(done)
     }
 
     /// The host path to open for an inside path, symlinks resolved inside
@@ -95,17 +70,6 @@ impl Sysroot {
         }
         self.canonical(inside).map(|c| self.prefixed(&c))
     }
-}
-
-/// The normal and `..` components of a path, `.` and the root dropped.
-fn components(path: &Path) -> VecDeque<OsString> {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect()
 }
 
 #[cfg(test)]

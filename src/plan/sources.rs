@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::GlobBuilder;
 
-use crate::fs::{ImagePath, resolve_in_root};
+use crate::fs::resolve_in_root;
 
 /// W, the "workspace dir": the parent of the `--root` string, or `.` when it
 /// has none. Relative sources are resolved against it (`--root image` gives
@@ -35,10 +35,7 @@ pub fn inside_sysroot(sysroot: &Path, host: &Path) -> PathBuf {
     let Ok(rel) = host.strip_prefix(sysroot) else {
         return host.to_path_buf();
     };
-    let Ok(inside) = ImagePath::parse(rel.as_os_str()) else {
-        return host.to_path_buf();
-    };
-    match resolve_in_root(sysroot, &inside, true) {
+    match resolve_in_root(sysroot, rel, true) {
         Ok(resolved) => resolved.on_host(sysroot),
         Err(_) => host.to_path_buf(),
     }

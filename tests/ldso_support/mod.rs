@@ -136,3 +136,99 @@ pub fn tmp() -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().to_path_buf();
     (dir, path)
 }
+
+/// Runs `copy_bom deps ARGS FILE` (in `cwd` when given): exit code and stdout.
+pub fn deps_cli(args: &[&str], file: &Path, cwd: Option<&Path>) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copy_bom"));
+    cmd.arg("deps").args(args).arg(file);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The pairs of `copy_bom deps` text in [`ldd`]'s form: `NAME => PATH`,
+/// and the interpreter line as `PATH => PATH`, kept only when `truth` lists
+/// it (ldd shows it only when some object needs it).
+pub fn cli_pairs_like(
+    text: &str,
+    truth: &BTreeSet<(String, String)>,
+) -> BTreeSet<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            match l.split_once(" => ") {
+                Some((n, p)) => Some((n.to_string(), p.to_string())),
+                None if l.starts_with('/') => Some((l.to_string(), l.to_string())),
+                None => None,
+            }
+        })
+        .filter(|(n, p)| n != p || truth.iter().any(|(tn, _)| tn == n))
+        .collect()
+}
+
+/// Runs patchelf with `args` on `file`.
+pub fn patchelf(file: &Path, args: &[&str]) {
+    let out = Command::new("patchelf")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "patchelf {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Compiles `src` with musl-gcc into `path` (`kind`: `-shared -fPIC` for a
+/// library, nothing for a program).
+pub fn musl_build(path: &Path, src: &str, kind: &[&str], args: &[&str]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let c = path.with_file_name(format!("{}.c", path.file_name().unwrap().to_string_lossy()));
+    fs::write(&c, src).unwrap();
+    let out = Command::new("musl-gcc")
+        .args(kind)
+        .arg("-o")
+        .arg(path)
+        .arg(&c)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "musl-gcc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// musl's loader.
+pub const MUSL_LD: &str = "/lib/ld-musl-x86_64.so.1";
+
+/// `NAME => PATH` pairs from musl's loader (`ld-musl --list FILE`), in
+/// [`ldd`]'s form; None when it reports an error.
+pub fn musl_list(file: &Path) -> Option<BTreeSet<(String, String)>> {
+    let out = Command::new(MUSL_LD)
+        .arg("--list")
+        .arg(file)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let strip = |s: &str| s.split(" (0x").next().unwrap_or(s).trim().to_string();
+    Some(
+        text.lines()
+            .map(|l| match l.trim().split_once(" => ") {
+                Some((n, p)) => (n.to_string(), strip(p)),
+                None => (strip(l), strip(l)),
+            })
+            .collect(),
+    )
+}
