@@ -99,6 +99,7 @@ pub fn add_libraries(plan: &mut Plan, opts: &DepsOptions) -> Result<LibraryRepor
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
+        conf_fallback: true,
     });
     let sysroot = Sysroot(opts.sysroot.clone());
     let defaults = default_interps(&subjects);
@@ -384,6 +385,7 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
+        conf_fallback: true,
     });
     let sysroot = Sysroot(opts.sysroot.clone());
     let out = files

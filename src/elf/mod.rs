@@ -56,6 +56,9 @@ pub struct ElfFile {
     pub soname: Option<String>,
     /// DF_1_NODEFLIB in DT_FLAGS_1: skip the cache and the system directories.
     pub nodeflib: bool,
+    /// DF_1_PIE in DT_FLAGS_1: a position-independent executable. Without
+    /// PT_INTERP it is a static-pie program, which relocates itself.
+    pub pie: bool,
     /// DT_FILTER entries.
     pub filters: Vec<String>,
     /// DT_AUXILIARY entries.

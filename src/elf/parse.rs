@@ -22,6 +22,7 @@ const DT_FLAGS_1: u64 = 0x6fff_fffb;
 const DT_AUXILIARY: u64 = 0x7fff_fffd;
 const DT_FILTER: u64 = 0x7fff_ffff;
 const DF_1_NODEFLIB: u64 = 0x800;
+const DF_1_PIE: u64 = 0x0800_0000;
 
 /// Where the bytes come from: memory, or a file read at offsets on demand so
 /// that only the headers, the dynamic section and its string table are read
@@ -191,6 +192,7 @@ pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
         runpath: None,
         soname: None,
         nodeflib: false,
+        pie: false,
         filters: Vec::new(),
         auxiliary: Vec::new(),
     };
@@ -296,6 +298,7 @@ fn read_dynamic(
         )
     });
     file.nodeflib = value(DT_FLAGS_1).is_some_and(|f| f & DF_1_NODEFLIB != 0);
+    file.pie = value(DT_FLAGS_1).is_some_and(|f| f & DF_1_PIE != 0);
     if !uses_strings {
         return Ok(());
     }

@@ -51,6 +51,11 @@ pub struct ResolverOptions {
     pub library_path: Vec<String>,
     /// Whether to read `<sysroot>/etc/ld.so.cache` (glibc).
     pub use_cache: bool,
+    /// Without a cache, whether the sysroot's ld.so.conf directories stand
+    /// in for it. Right for an unpacked sysroot read at build time (its
+    /// ldconfig would build the cache from them); wrong for judging an image
+    /// at run time, where glibc never reads ld.so.conf.
+    pub conf_fallback: bool,
 }
 
 impl Default for ResolverOptions {
@@ -59,6 +64,7 @@ impl Default for ResolverOptions {
             sysroot: PathBuf::from("/"),
             library_path: Vec::new(),
             use_cache: true,
+            conf_fallback: true,
         }
     }
 }

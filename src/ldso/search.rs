@@ -366,12 +366,13 @@ impl<'r> Search<'r> {
                     return Some(Outcome::Found(c, Via::Cache));
                 }
             }
-            None => {
+            None if self.r.opts.conf_fallback => {
                 let conf = self.r.conf_dirs().to_vec();
                 if let Some(f) = self.try_dirs(&conf, name, searched, Via::DefaultDir) {
                     return Some(f);
                 }
             }
+            None => {}
         }
         self.try_dirs(&self.facts.system_dirs, name, searched, Via::DefaultDir)
     }
