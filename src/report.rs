@@ -110,17 +110,19 @@ pub fn check_lines(r: &CheckReport) -> String {
         );
     }
     for f in &r.loaded_first {
+        let more = match f.needed_by.len() {
+            0 | 1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
         let _ = writeln!(
             out,
-            "info: {} (needed by {}{}) is not on their search path; {} holds it: its program loads it first",
+            "info: {}, needed by {}{more}, is not on the search path; its tree {} holds it at {}: \
+             the tree's program loads it first",
             f.name,
             f.needed_by
                 .first()
                 .map_or(String::new(), |p| p.display().to_string()),
-            match f.needed_by.len() {
-                0 | 1 => String::new(),
-                n => format!(" and {} more", n - 1),
-            },
+            f.tree.display(),
             f.provider.display()
         );
     }

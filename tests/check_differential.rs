@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use check_support::{Image, cc, ldd, loader_failure, shared};
-use copy_bom::check::{CheckReport, KnownHeaders, check_image};
+use copy_bom::check::{CheckReport, KnownHeaders, Role, check_image};
 use copy_bom::deps::LoaderConfig;
 
 /// How many images are generated.
@@ -472,6 +472,68 @@ fn prog(path: &str, args: &[&'static str], proc: bool, label: &str) -> Program {
     }
 }
 
+/// Objects judged alone, and how many of them load.
+struct Alone(usize, usize);
+
+impl std::ops::AddAssign for Alone {
+    fn add_assign(&mut self, o: Alone) {
+        self.0 += o.0;
+        self.1 += o.1;
+    }
+}
+
+/// Each object no program loads, judged alone, against the real loader
+/// loading it as the root object (`INTERP --list OBJECT` in a chroot: its
+/// own RPATH/RUNPATH, `$ORIGIN` its directory, the image's cache). Objects
+/// whose verdict rests on a library their tree's program loads first are
+/// left out: no loader run can show that alone; so are objects whose
+/// loader is not in the image.
+fn compare_alone(
+    img: &Image,
+    report: &CheckReport,
+    text: &str,
+    seed: u64,
+    mismatches: &mut Vec<String>,
+) -> Alone {
+    let mut n = Alone(0, 0);
+    let first: Vec<&PathBuf> = report
+        .loaded_first
+        .iter()
+        .flat_map(|f| &f.needed_by)
+        .collect();
+    for o in report.objects.iter().filter(|o| o.role == Role::Alone) {
+        if first.contains(&&o.path) {
+            continue;
+        }
+        let interp = o
+            .interp
+            .clone()
+            .unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
+        // Without that loader in the image there is nothing to run.
+        if !img.exists(&interp) {
+            continue;
+        }
+        let path = o.path.display().to_string();
+        let out = img.run(&interp, &["--list", &path], false);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let loads = out.status.success() && !stdout.contains("not found");
+        n.0 += 1;
+        if loads {
+            n.1 += 1;
+        }
+        if o.complete != loads {
+            mismatches.push(format!(
+                "image {seed} {path} alone with {interp}: check says {}, the loader {}: {}{}\n{text}",
+                o.complete,
+                loads,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    n
+}
+
 /// `check`'s verdict for one program: its own, and its plugins'.
 fn verdict(report: &CheckReport, p: &Program) -> bool {
     let of = |path: &str| {
@@ -491,6 +553,7 @@ fn check_agrees_with_chroot_runs_of_generated_images() {
     let mut mismatches = Vec::new();
     let mut outcomes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let (mut programs, mut runs_ok) = (0, 0);
+    let mut alone = Alone(0, 0);
     for seed in 0..IMAGES {
         let root = t.path().join(format!("image{seed}"));
         let (img, progs) = generate(&fx, seed, &root);
@@ -546,10 +609,14 @@ fn check_agrees_with_chroot_runs_of_generated_images() {
                 ));
             }
         }
+        alone += compare_alone(&img, &report, &text, seed, &mut mismatches);
     }
     eprintln!(
-        "compared {programs} programs in {IMAGES} images: {runs_ok} run, {} fail",
-        programs - runs_ok
+        "compared {programs} programs in {IMAGES} images: {runs_ok} run, {} fail; \
+         {} objects no program loads, {} of them loadable",
+        programs - runs_ok,
+        alone.0,
+        alone.1
     );
     for (label, (ok, fail)) in &outcomes {
         eprintln!("  {label}: {ok} run, {fail} fail");

@@ -281,3 +281,71 @@ fn systemd_with_libsystemd_core_from_its_runpath_is_complete_and_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `copy_bom check` on an image: (status, stdout).
+fn cli_check(root: &Path, json: bool) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copy_bom"));
+    cmd.args(["check", "--root"]).arg(root);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn cli_says_what_its_program_loads_first_and_what_is_missing() {
+    let t = tempfile::tempdir().unwrap();
+    let img = jdk_like(t.path(), true);
+    let (status, text) = cli_check(&img.root, false);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "info: libjvm.so, needed by /opt/jdk/lib/libjava.so, is not on the search path; \
+             its tree /opt/jdk holds it at /opt/jdk/lib/server/libjvm.so"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("missing") || l.starts_with("warning")),
+        "{text}"
+    );
+    let (status, json) = cli_check(&img.root, true);
+    assert_eq!(status, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["loaded_first"][0]["provider"],
+        "/opt/jdk/lib/server/libjvm.so"
+    );
+    assert_eq!(v["missing"].as_array().unwrap().len(), 0);
+
+    std::fs::remove_file(img.host("/opt/jdk/lib/server/libjvm.so")).unwrap();
+    std::fs::remove_file(img.host("/opt/jdk/lib/libjli.so")).unwrap();
+    let (status, text) = cli_check(&img.root, false);
+    assert_eq!(status, Some(248), "{text}");
+    assert!(
+        text.contains(
+            "missing libjli.so (needed by /opt/jdk/bin/java; searched /opt/jdk/bin/../lib:"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing libjvm.so (needed by /opt/jdk/lib/libjava.so, judged alone: no program loads it; searched /opt/jdk/lib:"),
+        "{text}"
+    );
+    let (_, json) = cli_check(&img.root, true);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let jli = v["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "libjli.so")
+        .unwrap();
+    assert_eq!(jli["scopes"][0], "/opt/jdk/bin/java");
+    assert_eq!(jli["alone"], false);
+}

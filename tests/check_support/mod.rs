@@ -47,6 +47,20 @@ impl Image {
         self.root.join(image_path.trim_start_matches('/'))
     }
 
+    /// Whether an image path exists, links followed inside the image.
+    pub fn exists(&self, image_path: &str) -> bool {
+        let mut path = PathBuf::from(image_path);
+        for _ in 0..40 {
+            let host = self.host(&path.display().to_string());
+            match std::fs::read_link(&host) {
+                Ok(t) if t.is_absolute() => path = t,
+                Ok(t) => path = path.parent().unwrap().join(t),
+                Err(_) => return host.exists(),
+            }
+        }
+        false
+    }
+
     /// `cp -L` of a host file to an image path (mode kept).
     pub fn copy(&self, from: &Path, to: &str) {
         let dest = self.host(to);
