@@ -276,9 +276,11 @@ fn closure(
         if !saw_loader && let Some(i) = &obj.elf.interp {
             c.interp_missing = image.id_of(Path::new(i)).is_none();
         }
-        // musl's libc is its loader: one missing file, reported once.
+        // Without its interpreter nothing is searched (and the directories
+        // compiled into it are unknown): the one true problem is the
+        // interpreter. For musl it is also libc.
         if c.interp_missing {
-            c.missing.retain(|d| d.via != Via::MuslReserved);
+            c.missing.clear();
         }
     } else {
         // An object no program loads is loaded by whatever program
