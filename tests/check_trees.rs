@@ -349,3 +349,63 @@ fn cli_says_what_its_program_loads_first_and_what_is_missing() {
     assert_eq!(jli["scopes"][0], "/opt/jdk/bin/java");
     assert_eq!(jli["alone"], false);
 }
+
+/// An extension module needing `libhelper.so`, which the image holds only
+/// at `helper` (off every search path), with `/usr/bin` and `bin_dir`
+/// present so the trees are what a distribution and a prefix look like.
+fn module_image(t: &Path, module: &str, helper: &str, bin_dir: &str) -> Image {
+    let fx = t.join("fx");
+    shared(
+        "gcc",
+        "int helper(void){return 1;}",
+        &fx.join("libhelper.so"),
+        &[],
+    );
+    let l = format!("-L{}", fx.display());
+    shared(
+        "gcc",
+        "int helper(void); int mod(void){return helper();}",
+        &fx.join("_mod.so"),
+        &["-Wl,--no-as-needed", &l, "-lhelper"],
+    );
+    let img = Image::new(t.join("image"));
+    img.add_glibc();
+    img.copy(Path::new("/bin/true"), "/usr/bin/true");
+    img.copy(Path::new("/bin/true"), &format!("{bin_dir}/true"));
+    img.copy(&fx.join("_mod.so"), module);
+    img.copy(&fx.join("libhelper.so"), helper);
+    img
+}
+
+#[test]
+fn a_system_python_module_has_no_tree_to_excuse_a_missing_library() {
+    let t = tempfile::tempdir().unwrap();
+    let module = "/usr/lib/python3.11/lib-dynload/_mod.so";
+    let img = module_image(t.path(), module, "/usr/lib/helper/libhelper.so", "/usr/bin");
+    let r = check(&img.root);
+    assert!(r.loaded_first.is_empty(), "{r:#?}");
+    assert_eq!(r.missing.len(), 1, "{r:#?}");
+    assert_eq!(r.missing[0].name, "libhelper.so");
+    assert_eq!(r.missing[0].scopes, vec![PathBuf::from(module)]);
+    assert!(!r.object(Path::new(module)).unwrap().complete);
+}
+
+#[test]
+fn a_prefix_module_finds_what_its_prefix_program_loads_first() {
+    let t = tempfile::tempdir().unwrap();
+    let module = "/opt/conda/lib/python3.11/lib-dynload/_mod.so";
+    let img = module_image(
+        t.path(),
+        module,
+        "/opt/conda/lib/libhelper.so",
+        "/opt/conda/bin",
+    );
+    let r = check(&img.root);
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(r.loaded_first.len(), 1, "{r:#?}");
+    assert_eq!(r.loaded_first[0].tree, Path::new("/opt/conda"));
+    assert_eq!(
+        r.loaded_first[0].provider,
+        Path::new("/opt/conda/lib/libhelper.so")
+    );
+}
