@@ -99,6 +99,9 @@ pub fn check_lines(r: &CheckReport) -> String {
         if !searched.is_empty() {
             let _ = write!(out, "; searched {}", searched.join(":"));
         }
+        if let Some(l) = &m.dangling_link {
+            let _ = write!(out, "; {} dangles", l.display());
+        }
         let _ = writeln!(out, ")");
     }
     for l in &r.dangling_links {

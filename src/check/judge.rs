@@ -183,6 +183,7 @@ fn record(
             scopes: Vec::new(),
             alone,
             searched: d.searched.clone(),
+            dangling_link: None,
         });
     if !entry.scopes.iter().any(|s| s == scope) {
         entry.scopes.push(scope.to_path_buf());

@@ -66,6 +66,9 @@ pub struct MissingLibrary {
     pub alone: bool,
     /// Every directory searched.
     pub searched: Vec<PathBuf>,
+    /// A link of that name in a searched directory whose target is not in
+    /// the image: the likely cause.
+    pub dangling_link: Option<PathBuf>,
 }
 
 /// A library missing from an object's search path that the object's
@@ -86,7 +89,7 @@ pub struct LoadedFirst {
 pub struct CheckReport {
     /// ELF executables and shared objects read.
     pub elf_files: usize,
-    /// One verdict per ELF object, sorted by path.
+    /// One verdict per ELF object, in walk order (by name in each directory).
     pub objects: Vec<ObjectVerdict>,
     pub missing: Vec<MissingLibrary>,
     /// (program, interpreter) pairs whose interpreter is not in the image.
@@ -131,6 +134,18 @@ pub fn check_image(
     report.elf_files = image.objects.len();
     report.dangling_links = image.dangling_links();
     judge::judge(&image, config, &mut report);
+    for m in &mut report.missing {
+        m.dangling_link = report
+            .dangling_links
+            .iter()
+            .find(|d| {
+                d.link.file_name().is_some_and(|n| n == m.name.as_str())
+                    && d.link
+                        .parent()
+                        .is_some_and(|p| m.searched.iter().any(|s| s == p))
+            })
+            .map(|d| d.link.clone());
+    }
     Ok(report)
 }
 
