@@ -214,6 +214,30 @@ int main(void){
         &["-Wl,--dynamic-linker=/lib/ld-s7.so.2"],
     );
 
+    // S9: exe9 (RPATH /opt/s9) -> libr9, a library with PT_INTERP (like
+    // libc.so.6) -> libq9, found only through the inherited RPATH.
+    shared("gcc", "int q9(void){return 2;}", &p("libq9.so"), &[]);
+    shared(
+        "gcc",
+        "const char interp9[] __attribute__((section(\".interp\"))) = \"/lib64/ld-linux-x86-64.so.2\";\n\
+         int q9(void); int r9(void){return q9()+1;}",
+        &p("libr9.so"),
+        &[na, &l, "-lq9"],
+    );
+    cc(
+        "gcc",
+        "int r9(void); int main(void){return r9()==3?0:1;}",
+        &p("exe9"),
+        &[
+            na,
+            &l,
+            "-lr9",
+            &link,
+            "-Wl,-rpath,/opt/s9",
+            "-Wl,--disable-new-dtags",
+        ],
+    );
+
     let mut host = Vec::new();
     let candidates: [(&str, &[&str]); 5] = [
         ("/bin/true", &[]),
@@ -445,6 +469,22 @@ fn generate(fx: &Fixtures, seed: u64, root: &Path) -> (Image, Vec<Program>) {
             progs.push(prog(&path, args, false, &format!("S8 {path} {what} {tag}")));
         }
     }
+    if seed % 8 == 2 || rng.chance(30) {
+        glibc = true;
+        let v = rng.below(2);
+        img.copy(&fx.f("exe9"), "/bin/exe9");
+        img.copy(&fx.f("libr9.so"), "/opt/s9/libr9.so");
+        if v == 0 {
+            img.copy(&fx.f("libq9.so"), "/opt/s9/libq9.so");
+        }
+        let what = ["ok", "q-removed"][v as usize];
+        progs.push(prog(
+            "/bin/exe9",
+            &[],
+            false,
+            &format!("S9 runnable library {what}"),
+        ));
+    }
     if glibc {
         // Sometimes the image's glibc is missing altogether.
         if seed % 16 != 15 {
@@ -571,10 +611,14 @@ fn check_agrees_with_chroot_runs_of_generated_images() {
             Some(expected_status),
             "image {seed}\n{text}"
         );
+        let mut failed: Vec<&str> = Vec::new();
         for p in &progs {
             programs += 1;
             let out = img.run(&p.path, &p.args, p.proc);
             let runs = out.status.success();
+            if !runs {
+                failed.push(&p.path);
+            }
             if !runs {
                 let plugin_failed = !p.plugins.is_empty() && out.status.code() == Some(3);
                 assert!(
@@ -606,6 +650,23 @@ fn check_agrees_with_chroot_runs_of_generated_images() {
                     if runs { "runs" } else { "fails" },
                     out.status.code(),
                     String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        // Every problem reported outside objects judged alone is a program
+        // of the image that fails: nothing else (a library with PT_INTERP
+        // that a program loads, say) makes the image incomplete.
+        let scopes = report
+            .missing
+            .iter()
+            .filter(|m| !m.alone)
+            .flat_map(|m| &m.scopes)
+            .chain(report.missing_interpreters.iter().map(|(p, _)| p));
+        for s in scopes {
+            if !failed.iter().any(|f| Path::new(f) == s) {
+                mismatches.push(format!(
+                    "image {seed}: a problem is reported for {}, which is not a failing program\n{text}",
+                    s.display()
                 ));
             }
         }
@@ -644,6 +705,8 @@ fn check_agrees_with_chroot_runs_of_generated_images() {
         ("S6 musl path-file", true),
         ("S6 musl no-ldso", false),
         ("S7 no-interp", false),
+        ("S9 runnable library ok", true),
+        ("S9 runnable library q-removed", false),
     ] {
         let (ok, fail) = ran(case);
         assert!(ok + fail > 0, "{case} was never generated");

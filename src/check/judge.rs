@@ -64,11 +64,11 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
         conf_fallback: false,
     });
     let objects = &image.objects;
-    let roles: Vec<Role> = objects.iter().map(|o| role_of(&o.elf)).collect();
+    let mut roles: Vec<Role> = objects.iter().map(|o| role_of(&o.elf)).collect();
     let programs: Vec<usize> = (0..objects.len())
         .filter(|&i| roles[i] == Role::Program)
         .collect();
-    let program_closures: Vec<Closure> = programs
+    let all_programs: Vec<Closure> = programs
         .par_iter()
         .map(|&i| {
             let interp = objects[i].elf.interp.clone();
@@ -76,6 +76,10 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
             closure(image, &resolver, i, Role::Program, spec)
         })
         .collect();
+    let (program_closures, demoted) = demote_runnable_libraries(objects, all_programs);
+    for i in demoted {
+        roles[i] = Role::Library;
+    }
     let mut in_programs: HashMap<FileId, Vec<usize>> = HashMap::new();
     for (k, c) in program_closures.iter().enumerate() {
         for id in &c.ids {
@@ -165,6 +169,40 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
         &lone_complete,
         &failing_needers,
     );
+}
+
+/// A shared library with PT_INTERP (glibc's `libc.so.6`, `libcap.so.2`)
+/// is a program only for whoever runs it by hand: when another program
+/// loads it, it is that program's library, judged in its scope (its own
+/// closure as a program lacks the RPATH it inherits there). Returns the
+/// closures that stay programs, and the objects demoted to libraries.
+fn demote_runnable_libraries(
+    objects: &[Object],
+    closures: Vec<Closure>,
+) -> (Vec<Closure>, Vec<usize>) {
+    let loaded_by_other = |c: &Closure| {
+        let id = objects[c.root].id;
+        closures
+            .iter()
+            .any(|o| o.root != c.root && objects[o.root].id != id && o.ids.contains(&id))
+    };
+    let demote: Vec<bool> = closures
+        .iter()
+        .map(|c| {
+            let elf = &objects[c.root].elf;
+            elf.kind == ET_DYN && elf.soname.is_some() && loaded_by_other(c)
+        })
+        .collect();
+    let mut kept = Vec::new();
+    let mut demoted = Vec::new();
+    for (c, d) in closures.into_iter().zip(demote) {
+        if d {
+            demoted.push(c.root);
+        } else {
+            kept.push(c);
+        }
+    }
+    (kept, demoted)
 }
 
 /// Adds a missing library to the report, once per (name, needer, judged
