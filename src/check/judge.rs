@@ -80,15 +80,14 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
     for i in demoted {
         roles[i] = Role::Library;
     }
-    let mut in_programs: HashMap<FileId, Vec<usize>> = HashMap::new();
-    for (k, c) in program_closures.iter().enumerate() {
-        for id in &c.ids {
-            in_programs.entry(*id).or_default().push(k);
-        }
-    }
+    // Every object some program loads.
+    let in_programs: HashSet<FileId> = program_closures
+        .iter()
+        .flat_map(|c| c.ids.iter().copied())
+        .collect();
     let agreed = agreed_interps(objects, &program_closures);
     let lone: Vec<usize> = (0..objects.len())
-        .filter(|&i| roles[i] == Role::Library && !in_programs.contains_key(&objects[i].id))
+        .filter(|&i| roles[i] == Role::Library && !in_programs.contains(&objects[i].id))
         .collect();
     let lone_closures: Vec<Closure> = lone
         .par_iter()
@@ -440,7 +439,7 @@ enum Verdict {
 struct Alone<'a> {
     image: &'a Image,
     closures: &'a [Closure],
-    in_programs: &'a HashMap<FileId, Vec<usize>>,
+    in_programs: &'a HashSet<FileId>,
     /// Identity → alone closures that load it.
     by_id: HashMap<FileId, Vec<usize>>,
     missing_names: Vec<HashSet<&'a str>>,
@@ -452,7 +451,7 @@ impl Alone<'_> {
             return Verdict::Missing;
         };
         // Judged in the scopes of the programs that load it, never alone.
-        if self.in_programs.contains_key(&y) {
+        if self.in_programs.contains(&y) {
             return Verdict::Satisfied;
         }
         let found_somewhere = self.by_id.get(&y).is_some_and(|ks| {
