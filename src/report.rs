@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::apply::Summary;
-use crate::check::CheckReport;
+use crate::check::{CheckReport, Role};
 use crate::deps::Missing;
 use crate::plan::{Op, Plan};
 
@@ -62,7 +62,9 @@ pub fn missing_lines(missing: &[&Missing]) -> String {
     out
 }
 
-/// The verdict of `check`, for people.
+/// The verdict of `check`, for people: each problem with who needs what,
+/// in which program's scope it was judged and where it was searched; the
+/// libraries a tree's program loads first as information.
 pub fn check_lines(r: &CheckReport) -> String {
     let mut out = String::new();
     for (file, interp) in &r.missing_interpreters {
@@ -73,12 +75,34 @@ pub fn check_lines(r: &CheckReport) -> String {
         );
     }
     for m in &r.missing {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "missing {} (needed by {})",
+            "missing {} (needed by {}",
             m.name,
             m.needed_by.display()
         );
+        let first = m.scopes.first().map(|p| p.display().to_string());
+        let more = m.scopes.len().saturating_sub(1);
+        match (m.alone, first) {
+            (true, _) => {
+                let _ = write!(out, ", judged alone: no program loads it");
+            }
+            (false, Some(p)) if more > 0 => {
+                let _ = write!(out, ", loading {p} and {more} more programs");
+            }
+            (false, Some(p)) if p != m.needed_by.display().to_string() => {
+                let _ = write!(out, ", loading {p}");
+            }
+            (false, _) => {}
+        }
+        let searched: Vec<_> = m.searched.iter().map(|p| p.display().to_string()).collect();
+        if !searched.is_empty() {
+            let _ = write!(out, "; searched {}", searched.join(":"));
+        }
+        if let Some(l) = &m.dangling_link {
+            let _ = write!(out, "; {} dangles", l.display());
+        }
+        let _ = writeln!(out, ")");
     }
     for l in &r.dangling_links {
         let _ = writeln!(
@@ -86,6 +110,23 @@ pub fn check_lines(r: &CheckReport) -> String {
             "dangling link {} -> {}",
             l.link.display(),
             l.target.display()
+        );
+    }
+    for f in &r.loaded_first {
+        let more = match f.needed_by.len() {
+            0 | 1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        let _ = writeln!(
+            out,
+            "info: {}, needed by {}{more}, is not on the search path; its tree {} holds it at {}: \
+             the tree's program loads it first",
+            f.name,
+            f.needed_by
+                .first()
+                .map_or(String::new(), |p| p.display().to_string()),
+            f.tree.display(),
+            f.provider.display()
         );
     }
     for w in &r.warnings {
@@ -96,9 +137,16 @@ pub fn check_lines(r: &CheckReport) -> String {
     } else {
         "INCOMPLETE"
     };
+    let programs = r
+        .objects
+        .iter()
+        .filter(|o| matches!(o.role, Role::Program | Role::StaticProgram))
+        .count();
+    let alone = r.objects.iter().filter(|o| o.role == Role::Alone).count();
     let _ = writeln!(
         out,
-        "{} ELF files checked: {verdict} ({} missing libraries, {} missing interpreters, {} dangling links)",
+        "{} ELF files checked ({programs} programs, {alone} objects no program loads): {verdict} \
+         ({} missing libraries, {} missing interpreters, {} dangling links)",
         r.elf_files,
         r.missing.len(),
         r.missing_interpreters.len(),

@@ -5,7 +5,7 @@
 mod common;
 
 use assert_cmd::assert::OutputAssertExt;
-use common::{copy_bom, is_root};
+use common::copy_bom;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,20 +51,30 @@ fn runs_with(root: &Path, args: &[&str], env: &[(&str, &Path)]) -> Option<String
 
 const PY_IMPORTS: &str = "import ssl, sqlite3, json, ctypes, lzma, bz2, readline; print('ok')";
 
-#[test]
-fn python_with_its_standard_library_runs_and_check_agrees() {
-    if !Path::new("/usr/bin/python3").exists() {
-        eprintln!("skipped: no /usr/bin/python3");
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("image");
+/// The python example image; python3 must be installed (it is on Debian).
+fn python_image(t: &Path) -> PathBuf {
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "install python3: no /usr/bin/python3"
+    );
+    let root = t.join("image");
     build("python.yaml", &root);
+    root
+}
+
+#[test]
+fn python_with_its_standard_library_checks_complete() {
+    let t = tempfile::tempdir().unwrap();
+    let root = python_image(t.path());
     assert!(check_passes(&root));
-    if !is_root() {
-        eprintln!("chroot part skipped: not root");
-        return;
-    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn python_runs_and_check_agrees_when_a_library_is_removed() {
+    let t = tempfile::tempdir().unwrap();
+    let root = python_image(t.path());
+    assert!(check_passes(&root));
     let py = ["/usr/bin/python3", "-c", PY_IMPORTS];
     assert_eq!(runs(&root, &py).as_deref(), Some("ok\n"));
     // Remove one library an extension module needs: check names it, and the import fails.
@@ -80,14 +90,14 @@ fn python_with_its_standard_library_runs_and_check_agrees() {
     assert_eq!(runs(&root, &py), None);
 }
 
-#[test]
-fn the_seed_redis_flow() {
-    if !Path::new("/usr/bin/redis-server").exists() {
-        eprintln!("skipped: redis-server is not installed (.ci/run installs it)");
-        return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let inst = t.path().join("redis_instance");
+/// The seed's redis flow: `copy_bom new`, then the redis bom built from
+/// inside the instance with a relative root; returns the image root.
+fn redis_instance(t: &Path) -> PathBuf {
+    assert!(
+        Path::new("/usr/bin/redis-server").exists(),
+        "install redis-server (.ci/run installs it)"
+    );
+    let inst = t.join("redis_instance");
     copy_bom().arg("new").arg(&inst).assert().success();
     for d in [
         "image/bin",
@@ -117,22 +127,37 @@ fn the_seed_redis_flow() {
         ])
         .assert()
         .success();
-    let root = inst.join("image");
+    inst.join("image")
+}
+
+#[test]
+#[ignore = "needs redis-server"]
+fn the_seed_redis_flow() {
+    let t = tempfile::tempdir().unwrap();
+    let root = redis_instance(t.path());
     assert!(check_passes(&root));
-    if !is_root() {
-        return;
-    }
+    // Without its interpreter nothing runs, and check says so.
+    std::fs::remove_file(root.join("lib64/ld-linux-x86-64.so.2")).unwrap();
+    assert!(!check_passes(&root));
+}
+
+#[test]
+#[ignore = "needs root and redis-server"]
+fn the_seed_redis_image_runs_exactly_while_check_passes() {
+    let t = tempfile::tempdir().unwrap();
+    let root = redis_instance(t.path());
+    assert!(check_passes(&root));
     let version = runs(&root, &["/bin/redis-server", "--version"]).unwrap_or_default();
     assert!(version.starts_with("Redis server v="), "{version}");
-    // Without its interpreter nothing runs, and check says so.
     std::fs::remove_file(root.join("lib64/ld-linux-x86-64.so.2")).unwrap();
     assert!(!check_passes(&root));
     assert_eq!(runs(&root, &["/bin/redis-server", "--version"]), None);
 }
 
-#[test]
-fn check_reports_a_configured_lib_dir_that_was_not_copied() {
-    // An image built for a loader config whose lib dir is then missing.
+/// An image built for a loader config (a copy of the host's ld.so standing
+/// in for Occlum's in its own lib dir): (scratch dir, image root, config
+/// file, the configured lib dir).
+fn configured_image() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let occlum = t.path().join("occlum/glibc/lib");
     std::fs::create_dir_all(&occlum).unwrap();
@@ -166,25 +191,37 @@ fn check_reports_a_configured_lib_dir_that_was_not_copied() {
         .arg(&cfg)
         .assert()
         .success();
-    let check = |expect: i32| {
-        copy_bom()
-            .args(["check", "--root"])
-            .arg(&root)
-            .arg("--loader-config")
-            .arg(&cfg)
-            .assert()
-            .code(expect)
-    };
-    check(0);
+    (t, root, cfg, occlum)
+}
+
+fn check_with_config(root: &Path, cfg: &Path, expect: i32) -> assert_cmd::assert::Assert {
+    copy_bom()
+        .args(["check", "--root"])
+        .arg(root)
+        .arg("--loader-config")
+        .arg(cfg)
+        .assert()
+        .code(expect)
+}
+
+#[test]
+fn check_reports_a_configured_lib_dir_that_was_not_copied() {
+    let (_t, root, cfg, occlum) = configured_image();
+    check_with_config(&root, &cfg, 0);
+    std::fs::remove_dir_all(root.join(occlum.strip_prefix("/").unwrap())).unwrap();
+    check_with_config(&root, &cfg, 248).stdout(predicate::str::contains("libc.so.6"));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_configured_image_runs_exactly_while_its_lib_dir_is_there() {
+    let (_t, root, cfg, occlum) = configured_image();
     // The host's ld.so stands in for Occlum's, whose own library dir is the
     // configured loader's dir: LD_LIBRARY_PATH gives it that dir.
     let occlum_env = [("LD_LIBRARY_PATH", occlum.as_path())];
-    if is_root() {
-        assert!(runs_with(&root, &["/bin/cat", "--version"], &occlum_env).is_some());
-    }
+    check_with_config(&root, &cfg, 0);
+    assert!(runs_with(&root, &["/bin/cat", "--version"], &occlum_env).is_some());
     std::fs::remove_dir_all(root.join(occlum.strip_prefix("/").unwrap())).unwrap();
-    check(248).stdout(predicate::str::contains("libc.so.6"));
-    if is_root() {
-        assert!(runs_with(&root, &["/bin/cat", "--version"], &occlum_env).is_none());
-    }
+    check_with_config(&root, &cfg, 248).stdout(predicate::str::contains("libc.so.6"));
+    assert!(runs_with(&root, &["/bin/cat", "--version"], &occlum_env).is_none());
 }

@@ -1,19 +1,23 @@
-//! `check`: is every ELF file in an image complete inside that image? Each
-//! file's libraries are resolved with the image as the sysroot, as its loader
-//! would see the image at run time (the image's own ld.so.cache if it has one,
-//! never the host's), and every symlink is followed inside the image.
+//! `check`: will the image's programs load inside the image? Judged as
+//! their loaders would at run time (LOADER.md): each program's closure in
+//! its own load scope (RPATH chain, RUNPATH, tokens, hwcaps), the image's
+//! own `ld.so.cache` if it has one (never the host's, never `ld.so.conf`,
+//! which glibc does not read at run time), then the interpreter's system
+//! directories. Objects no program loads (plugins, extension modules) are
+//! judged alone with the loader the image's programs agree on. Every
+//! symlink is followed inside the image.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod image;
+mod judge;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::deps::{LoaderConfig, Missing};
-use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
+use crate::deps::LoaderConfig;
+use crate::elf::ElfFile;
 use crate::error::{Error, Result, Status};
-use crate::fs::ImageRoot;
-use crate::ldso::{Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
 
 /// A symlink in the image whose target does not exist inside the image.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,21 +26,88 @@ pub struct DanglingLink {
     pub target: PathBuf,
 }
 
+/// How an ELF object of the image was judged.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Has PT_INTERP: its whole closure is its load scope.
+    Program,
+    /// Static, or static-pie: needs no loader and no library.
+    StaticProgram,
+    /// Loaded by at least one program: judged in those programs' scopes.
+    Library,
+    /// Loaded by no program (a plugin, an extension module): judged alone.
+    Alone,
+}
+
+/// The verdict on one ELF object (one per name; hard links appear once
+/// per name).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ObjectVerdict {
+    pub path: PathBuf,
+    pub role: Role,
+    /// The loader it was judged with: its PT_INTERP, or for an object
+    /// judged alone the inferred one; None for libraries and static programs.
+    pub interp: Option<String>,
+    /// Program: it will load. Library: no program misses a library it
+    /// needs. Alone: it would load into a program of the image.
+    pub complete: bool,
+}
+
+/// A library that will not be found at run time.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MissingLibrary {
+    pub name: String,
+    /// The object that requests it, as its loader spells that path.
+    pub needed_by: PathBuf,
+    /// The programs whose load fails for it; for `alone`, the objects
+    /// judged alone that it is missing for.
+    pub scopes: Vec<PathBuf>,
+    /// Judged alone (no program loads `needed_by`).
+    pub alone: bool,
+    /// Every directory searched.
+    pub searched: Vec<PathBuf>,
+    /// A link of that name in a searched directory whose target is not in
+    /// the image: the likely cause.
+    pub dangling_link: Option<PathBuf>,
+}
+
+/// A library missing from an object's search path that the object's
+/// installed tree holds under that exact name: the tree's program loads it
+/// before the object (information, not a problem).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LoadedFirst {
+    pub name: String,
+    /// The file of that name in the tree (image path).
+    pub provider: PathBuf,
+    /// The installed tree (see `judge::tree_of`).
+    pub tree: PathBuf,
+    pub needed_by: Vec<PathBuf>,
+}
+
 /// What `check` found. Paths are image paths.
 #[derive(Debug, Default, Serialize)]
 pub struct CheckReport {
+    /// ELF executables and shared objects read.
     pub elf_files: usize,
-    pub missing: Vec<Missing>,
-    /// (file, interpreter) pairs whose interpreter is not in the image.
+    /// One verdict per ELF object, in walk order (by name in each directory).
+    pub objects: Vec<ObjectVerdict>,
+    pub missing: Vec<MissingLibrary>,
+    /// (program, interpreter) pairs whose interpreter is not in the image.
     pub missing_interpreters: Vec<(PathBuf, String)>,
+    pub loaded_first: Vec<LoadedFirst>,
     pub dangling_links: Vec<DanglingLink>,
     pub warnings: Vec<String>,
 }
 
 impl CheckReport {
-    /// True when nothing is missing.
+    /// True when every program and every object judged alone will load.
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty() && self.missing_interpreters.is_empty()
+    }
+
+    /// The verdict on the object at an image path.
+    pub fn object(&self, path: &Path) -> Option<&ObjectVerdict> {
+        self.objects.iter().find(|o| o.path == path)
     }
 }
 
@@ -59,146 +130,23 @@ pub fn check_image(
         ));
     }
     let mut report = CheckReport::default();
-    let (files, links) = walk(root, &mut report.warnings);
-    let image = ImageRoot::new(root);
-    report.dangling_links = links
-        .par_iter()
-        .filter_map(|l| dangling(&image, l))
-        .collect();
-    let elves: Vec<_> = files
-        .par_iter()
-        .filter_map(|p| {
-            if let Some(k) = known.get(p) {
-                return k.clone().map(|e| Ok((p.clone(), e)));
-            }
-            match elf::read_file(&root.join(p.strip_prefix("/").unwrap_or(p))) {
-                Ok(Some(e)) if e.kind == ET_EXEC || e.kind == ET_DYN => Some(Ok((p.clone(), e))),
-                Ok(_) => None,
-                Err(e) => Some(Err(format!("{}: {e}", p.display()))),
-            }
-        })
-        .collect();
-    let mut subjects = Vec::new();
-    for e in elves {
-        match e {
-            Ok(s) => subjects.push(s),
-            Err(w) => report.warnings.push(w),
-        }
+    let image = image::Image::read(root, known, &mut report.warnings);
+    report.elf_files = image.objects.len();
+    report.dangling_links = image.dangling_links();
+    judge::judge(&image, config, &mut report);
+    for m in &mut report.missing {
+        m.dangling_link = report
+            .dangling_links
+            .iter()
+            .find(|d| {
+                d.link.file_name().is_some_and(|n| n == m.name.as_str())
+                    && d.link
+                        .parent()
+                        .is_some_and(|p| m.searched.iter().any(|s| s == p))
+            })
+            .map(|d| d.link.clone());
     }
-    report.elf_files = subjects.len();
-    let interps: BTreeSet<&str> = subjects
-        .iter()
-        .filter_map(|(_, e)| e.interp.as_deref())
-        .collect();
-    // Files without an interpreter use the one the image's programs agree on.
-    let default_interp = match interps.len() {
-        1 => interps.first().map(|s| s.to_string()),
-        _ => None,
-    };
-    let resolver = Resolver::new(ResolverOptions {
-        sysroot: root.to_path_buf(),
-        library_path: Vec::new(),
-        use_cache: true,
-        ..ResolverOptions::default()
-    });
-    let results: Vec<_> = subjects
-        .par_iter()
-        .map(|(path, e)| {
-            let interp = e.interp.clone().or_else(|| default_interp.clone());
-            let spec = interp.as_deref().map(|i| spec_in_image(i, config));
-            (path, interp, resolver.resolve(path, spec.as_ref()))
-        })
-        .collect();
-    let mut missing = BTreeSet::new();
-    let mut no_interp = BTreeSet::new();
-    for (path, interp, res) in results {
-        match res {
-            Ok(res) => {
-                for d in res.libs.iter().filter(|d| d.path.is_none()) {
-                    if matches!(d.via, Via::Loader) {
-                        no_interp.insert((path.clone(), interp.clone().unwrap_or_default()));
-                    } else {
-                        missing.insert(Missing {
-                            name: d.name.clone(),
-                            needed_by: d.needed_by.clone(),
-                            searched: d.searched.clone(),
-                            listed: true,
-                            shipped_at: Vec::new(),
-                        });
-                    }
-                }
-            }
-            Err(e) => report.warnings.push(format!("{}: {e}", path.display())),
-        }
-    }
-    report.missing = dedup_by_needer(missing);
-    report.missing_interpreters = no_interp.into_iter().collect();
     Ok(report)
-}
-
-/// The same library missing for the same requester is reported once.
-fn dedup_by_needer(missing: BTreeSet<Missing>) -> Vec<Missing> {
-    let mut seen = HashSet::new();
-    missing
-        .into_iter()
-        .filter(|m| seen.insert((m.name.clone(), m.needed_by.clone())))
-        .collect()
-}
-
-/// Inside the image the interpreter path already holds the (Occlum) loader,
-/// and the libraries copy_bom found in the configured lib dirs sit beside it
-/// (`dirname(O)`, the Occlum loader's own library dir): that is searched first.
-fn spec_in_image(interp: &str, config: &LoaderConfig) -> LoaderSpec {
-    LoaderSpec {
-        interp: interp.to_string(),
-        flavor: Flavor::of_interp(interp),
-        library_path: config
-            .for_interp(interp)
-            .map(|c| vec![c.image_lib_dir().to_string_lossy().into_owned()]),
-    }
-}
-
-/// Regular files and symlinks of the image, as image paths, sorted.
-fn walk(root: &Path, warnings: &mut Vec<String>) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut files = Vec::new();
-    let mut links = Vec::new();
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                warnings.push(e.to_string());
-                continue;
-            }
-        };
-        let Ok(rel) = entry.path().strip_prefix(root) else {
-            continue;
-        };
-        let image_path = Path::new("/").join(rel);
-        if entry.path_is_symlink() {
-            links.push(image_path);
-        } else if entry.file_type().is_file() {
-            files.push(image_path);
-        }
-    }
-    (files, links)
-}
-
-/// Follows `link` inside the image (as the image would, with
-/// [`ImageRoot`]); Some when the chain ends nowhere or loops.
-fn dangling(image: &ImageRoot, link: &Path) -> Option<DanglingLink> {
-    let end = match image.host_path_followed(link) {
-        Ok(host) if host.symlink_metadata().is_ok() => return None,
-        Ok(host) => host
-            .strip_prefix(image.root())
-            .map(|rel| Path::new("/").join(rel))
-            .unwrap_or(host),
-        // A loop: report the link itself.
-        Err(_) => link.to_path_buf(),
-    };
-    Some(DanglingLink {
-        link: link.to_path_buf(),
-        target: end,
-    })
 }
 
 #[cfg(test)]

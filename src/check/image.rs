@@ -1,0 +1,187 @@
+//! What `check` reads of an image before judging it: every regular file
+//! and symlink, the ELF headers of the executables and shared objects, and
+//! file identities (device and inode), all followed inside the image.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::{DanglingLink, KnownHeaders};
+use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
+use crate::fs::ImageRoot;
+
+/// Device and inode: two names of one file are one object to the loader.
+pub(super) type FileId = (u64, u64);
+
+/// An executable or shared object of the image, at one of its names.
+#[derive(Debug)]
+pub(super) struct Object {
+    /// Image path of a regular file.
+    pub path: PathBuf,
+    pub id: FileId,
+    pub elf: ElfFile,
+}
+
+/// The image as `check` sees it.
+pub(super) struct Image {
+    pub root: ImageRoot,
+    /// Every ELF executable or shared object, sorted by path; hard links
+    /// appear once per name.
+    pub objects: Vec<Object>,
+    pub links: Vec<PathBuf>,
+    /// Identity → index in `objects` (its first name).
+    by_id: HashMap<FileId, usize>,
+    /// Image paths → identity, memoized (resolutions name the same few
+    /// libraries over and over).
+    ids: Mutex<HashMap<PathBuf, Option<FileId>>>,
+}
+
+impl Image {
+    /// Walks the image at `root`; unreadable entries and malformed ELF
+    /// files become warnings.
+    pub fn read(root: &Path, known: &KnownHeaders, warnings: &mut Vec<String>) -> Image {
+        let mut files = Vec::new();
+        let mut links = Vec::new();
+        for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    warnings.push(e.to_string());
+                    continue;
+                }
+            };
+            let Ok(rel) = entry.path().strip_prefix(root) else {
+                continue;
+            };
+            let image_path = Path::new("/").join(rel);
+            if entry.path_is_symlink() {
+                links.push(image_path);
+            } else if entry.file_type().is_file() {
+                match entry.metadata() {
+                    Ok(m) => files.push((image_path, (m.dev(), m.ino()))),
+                    Err(e) => warnings.push(e.to_string()),
+                }
+            }
+        }
+        let read: Vec<_> = files
+            .into_par_iter()
+            .filter_map(|(path, id)| {
+                let elf = match known.get(&path) {
+                    Some(k) => k.clone().map(Ok),
+                    None => {
+                        match elf::read_file(&root.join(path.strip_prefix("/").unwrap_or(&path))) {
+                            Ok(e) => e.map(Ok),
+                            Err(e) => Some(Err(format!("{}: {e}", path.display()))),
+                        }
+                    }
+                };
+                match elf? {
+                    Ok(e) if e.kind == ET_EXEC || e.kind == ET_DYN => {
+                        Some(Ok(Object { path, id, elf: e }))
+                    }
+                    Ok(_) => None,
+                    Err(w) => Some(Err(w)),
+                }
+            })
+            .collect();
+        let mut objects = Vec::new();
+        for r in read {
+            match r {
+                Ok(o) => objects.push(o),
+                Err(w) => warnings.push(w),
+            }
+        }
+        let mut by_id = HashMap::new();
+        for (i, o) in objects.iter().enumerate() {
+            by_id.entry(o.id).or_insert(i);
+        }
+        Image {
+            root: ImageRoot::new(root),
+            objects,
+            links,
+            by_id,
+            ids: Mutex::default(),
+        }
+    }
+
+    /// The identity of the file an image path reaches, links followed
+    /// inside the image; None when it reaches nothing.
+    pub fn id_of(&self, path: &Path) -> Option<FileId> {
+        let mut memo = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = memo.get(path) {
+            return *known;
+        }
+        let id = self
+            .root
+            .host_path_followed(path)
+            .ok()
+            .and_then(|host| std::fs::metadata(host).ok())
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()));
+        memo.insert(path.to_path_buf(), id);
+        id
+    }
+
+    /// The ELF object with this identity, if the image holds one.
+    pub fn object(&self, id: FileId) -> Option<&Object> {
+        self.by_id.get(&id).map(|&i| &self.objects[i])
+    }
+
+    /// Every name (image path of a regular file) of the object `id`.
+    pub fn names_of(&self, id: FileId) -> impl Iterator<Item = &Path> {
+        self.objects
+            .iter()
+            .filter(move |o| o.id == id)
+            .map(|o| o.path.as_path())
+    }
+
+    /// Whether an image path is a directory, links followed inside the image.
+    pub fn is_dir(&self, path: &Path) -> bool {
+        self.root
+            .host_path_followed(path)
+            .is_ok_and(|host| host.is_dir())
+    }
+
+    /// The links whose chain ends nowhere inside the image, or loops.
+    pub fn dangling_links(&self) -> Vec<DanglingLink> {
+        self.links
+            .par_iter()
+            .filter_map(|l| dangling(&self.root, l))
+            .collect()
+    }
+
+    /// Every image path (regular file or link) whose file name is `name`
+    /// and which reaches an ELF object, with that object.
+    pub fn named(&self, name: &str) -> Vec<(PathBuf, &Object)> {
+        self.objects
+            .iter()
+            .map(|o| &o.path)
+            .chain(&self.links)
+            .filter(|p| p.file_name().is_some_and(|n| n == name))
+            .filter_map(|p| {
+                let o = self.object(self.id_of(p)?)?;
+                Some((p.clone(), o))
+            })
+            .collect()
+    }
+}
+
+/// Follows `link` inside the image; Some when the chain ends nowhere or loops.
+fn dangling(image: &ImageRoot, link: &Path) -> Option<DanglingLink> {
+    let end = match image.host_path_followed(link) {
+        Ok(host) if host.symlink_metadata().is_ok() => return None,
+        Ok(host) => host
+            .strip_prefix(image.root())
+            .map(|rel| Path::new("/").join(rel))
+            .unwrap_or(host),
+        // A loop: report the link itself.
+        Err(_) => link.to_path_buf(),
+    };
+    Some(DanglingLink {
+        link: link.to_path_buf(),
+        target: end,
+    })
+}
