@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result, Status};
-use crate::fs::ImageRoot;
+use crate::fs::{ImagePath, ImageRoot};
 use crate::plan::image::{ImageMap, Node, NodeKind};
 use crate::plan::{Op, Plan, sha256_file};
 
@@ -32,17 +32,20 @@ pub struct Record {
 /// Describes every path of `map` as written under `root`, and the parent
 /// directories created on the way (the image root itself excepted).
 pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Record>> {
-    let mut paths: BTreeMap<&Path, Option<&Node>> = BTreeMap::new();
+    let mut paths: BTreeMap<ImagePath, Option<&Node>> = BTreeMap::new();
     for (path, node) in &map.nodes {
-        paths.insert(path, Some(node));
-        for parent in path.ancestors().skip(1) {
-            if parent == Path::new("/") || paths.contains_key(parent) {
+        paths.insert(path.clone(), Some(node));
+        let mut up = path.parent();
+        while let Some(parent) = up {
+            if parent == ImagePath::root() || paths.contains_key(&parent) {
                 break;
             }
-            paths.insert(parent, map.nodes.get(parent));
+            up = parent.parent();
+            let node = map.nodes.get(&parent);
+            paths.insert(parent, node);
         }
     }
-    paths.remove(Path::new("/"));
+    paths.remove(&ImagePath::root());
     let paths: Vec<_> = paths.into_iter().collect();
     paths
         .par_iter()

@@ -46,8 +46,8 @@ pub struct Node {
     pub origin: Origin,
     pub op: usize,
     pub entry: Option<usize>,
-    /// The destination as the bom or the loader named it, before links were followed.
-    pub requested: ImagePath,
+    /// The destination as the bom or the loader named it, when links lead elsewhere.
+    pub requested: Option<ImagePath>,
 }
 
 /// Two entries that cannot both be: one makes a path a directory and the other something else,
@@ -192,7 +192,7 @@ impl ImageMap {
             origin: p.origin,
             op: p.op,
             entry: p.entry,
-            requested: p.requested,
+            requested: (p.requested != at).then_some(p.requested),
         };
         let Some(old) = self.nodes.get_mut(&at) else {
             self.nodes.insert(at.clone(), new);

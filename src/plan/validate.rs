@@ -78,7 +78,7 @@ fn root_problem(plan: &Plan, root: &Path, path: &ImagePath, node: &Node) -> Opti
         message: format!(
             "{}: {} {reason}",
             describe(plan, node.op),
-            shown(path, &node.requested)
+            shown(path, node.requested.as_ref())
         ),
     })
 }
@@ -115,11 +115,10 @@ fn conflict_problem(plan: &Plan, c: &Conflict) -> Problem {
 }
 
 /// The path, and the name the bom gave it when links lead elsewhere.
-fn shown(at: &ImagePath, requested: &ImagePath) -> String {
-    if at == requested {
-        at.to_string()
-    } else {
-        format!("{requested} (which is {at} in the image)")
+fn shown(at: &ImagePath, requested: Option<&ImagePath>) -> String {
+    match requested {
+        Some(r) => format!("{r} (which is {at} in the image)"),
+        None => at.to_string(),
     }
 }
 
