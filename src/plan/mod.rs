@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::bom::{Bom, CopyEntry, FileEntry, LoadedBoms, Located, Target};
-use crate::error::{Error, Result, SourceLoc, Status};
+use crate::error::{Error, Result, SourceLoc, Status, Warning, WarningKind};
 use crate::fs::{Excludes, TreeEntry, normalize_image_path, scan_tree};
 pub use sources::workspace_dir;
 
@@ -88,6 +88,9 @@ pub struct PlannedOp {
 pub struct Plan {
     pub boms: Vec<PathBuf>,
     pub ops: Vec<PlannedOp>,
+    /// Entries of copied dirs that are skipped, and why.
+    #[serde(skip)]
+    pub warnings: Vec<Warning>,
 }
 
 /// Turns loaded boms into a deduplicated, validated plan (without libraries:
@@ -95,6 +98,7 @@ pub struct Plan {
 pub fn build(loaded: &LoadedBoms, opts: &PlanOptions) -> Result<Plan> {
     let w = workspace_dir(&opts.root);
     let mut ops = Vec::new();
+    let mut warnings = Vec::new();
     for (index, bom) in loaded.boms.iter().enumerate() {
         BomPlanner {
             bom,
@@ -102,12 +106,14 @@ pub fn build(loaded: &LoadedBoms, opts: &PlanOptions) -> Result<Plan> {
             w: &w,
             sysroot: opts.sysroot.as_deref(),
             ops: &mut ops,
+            warnings: &mut warnings,
         }
         .plan()?;
     }
     Ok(Plan {
         boms: loaded.boms.iter().map(|b| b.path.clone()).collect(),
         ops: dedup::dedup(ops),
+        warnings,
     })
 }
 
@@ -118,6 +124,7 @@ struct BomPlanner<'a> {
     w: &'a Path,
     sysroot: Option<&'a Path>,
     ops: &'a mut Vec<PlannedOp>,
+    warnings: &'a mut Vec<Warning>,
 }
 
 impl BomPlanner<'_> {
@@ -231,9 +238,11 @@ impl BomPlanner<'_> {
                 format!("cannot read {}: {e}", src.display()),
             )
         })?;
-        for w in scan.warnings {
-            tracing::warn!("{loc}: {w}");
-        }
+        self.warnings.extend(
+            scan.warnings
+                .into_iter()
+                .map(|w| Warning::at(WarningKind::SkippedEntry, loc, w)),
+        );
         let op = Op::CopyDir {
             src,
             dest: tp.to_path_buf(),
