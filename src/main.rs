@@ -135,8 +135,19 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+            // Plain text, escaped: clap quotes the arguments it rejects.
+            let text = e.render().to_string();
+            if !e.use_stderr() {
+                // --help, --version: output like any other.
+                return match out(&text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&e),
+                };
+            }
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(escape_lines(&text).as_bytes());
+            return ExitCode::from(Status::Usage.code());
         }
     };
     init_logging(cli.verbose, cli.quiet);
@@ -161,16 +172,19 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let mut text = format!("copy_bom: error: {}\n", escape(&e.headline()));
-            for d in e.details() {
-                text += &format!("  {}\n", escape(d));
-            }
-            // Nothing more can be said if stderr is gone too.
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
-            ExitCode::from(e.status.code())
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// Prints the error (escaped: [`escape`]) and gives its exit status.
+fn fail(e: &Error) -> ExitCode {
+    let mut text = format!("copy_bom: error: {}\n", escape(&e.headline()));
+    for d in e.details() {
+        text += &format!("  {}\n", escape(d));
+    }
+    // Nothing more can be said if stderr is gone too.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    ExitCode::from(e.status.code())
 }
 
 /// Writes to stdout. Text is escaped line by line first ([`escape_lines`]):
