@@ -9,7 +9,7 @@ use crate::bom;
 use crate::check::{self, CheckReport, KnownHeaders};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing};
 use crate::elf::ElfFile;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
 use crate::manifest;
 use crate::plan::image::{ImageMap, NodeKind};
@@ -41,7 +41,7 @@ pub struct BuildOptions {
 #[derive(Debug)]
 pub struct BuildOutcome {
     pub plan: Plan,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     pub missing: Vec<Missing>,
     /// None for a dry run.
     pub summary: Option<Summary>,
@@ -103,7 +103,7 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
 fn final_check_verdict(
     report: &CheckReport,
     strict: bool,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<()> {
     let mut problems: Vec<String> = report
         .missing_interpreters
@@ -126,12 +126,15 @@ fn final_check_verdict(
         )
     }));
     if strict && !problems.is_empty() {
-        return Err(Error::new(
-            Status::MissingLibraries,
-            format!("the image is incomplete:\n  {}", problems.join("\n  ")),
-        ));
+        return Err(
+            Error::new(Status::MissingLibraries, "the image is incomplete:").with_details(problems),
+        );
     }
-    warnings.extend(problems);
+    warnings.extend(
+        problems
+            .into_iter()
+            .map(|p| Warning::new(WarningKind::IncompleteImage, p)),
+    );
     Ok(())
 }
 
@@ -148,7 +151,7 @@ fn join_paths(paths: &[PathBuf]) -> String {
 struct Planned {
     plan: Plan,
     map: ImageMap,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     missing: Vec<Missing>,
     config: LoaderConfig,
     /// ELF headers of the sources, by source path.
@@ -168,10 +171,10 @@ fn known_headers(map: &ImageMap, headers: &HashMap<PathBuf, Option<ElfFile>>) ->
 
 fn plan_image(opts: &BuildOptions) -> Result<Planned> {
     let loaded = bom::load(&opts.bom, &opts.include_dirs, &|v| std::env::var(v).ok())?;
-    let mut warnings: Vec<String> = loaded
+    let mut warnings: Vec<Warning> = loaded
         .warnings
         .iter()
-        .map(|w| format!("{}: {}", w.loc, w.message))
+        .map(|w| Warning::at(WarningKind::UnknownKey, &w.loc, w.message.clone()))
         .collect();
     // Every path the loader sees lies in the sysroot: make it absolute once.
     let sysroot = match &opts.sysroot {
@@ -200,18 +203,28 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
     let mut map = ImageMap::build(&plan, &opts.root);
     let libs = deps::add_libraries(&mut plan, &mut map, &deps_opts)?;
     plan::validate(&plan, &map)?;
-    warnings.extend(libs.warnings);
+    warnings.extend(
+        libs.warnings
+            .into_iter()
+            .map(|w| Warning::new(WarningKind::UnusableElf, w)),
+    );
     check_missing(&libs.missing, opts)?;
     for m in libs
         .missing
         .iter()
         .filter(|m| !m.listed || opts.allow_missing)
     {
-        warnings.push(format!(
-            "{} needs {}, which was not found",
-            m.needed_by.display(),
-            m.name
-        ));
+        warnings.push(
+            Warning::new(
+                WarningKind::MissingLibrary,
+                format!(
+                    "{} needs {}, which was not found",
+                    m.needed_by.display(),
+                    m.name
+                ),
+            )
+            .with_path(&m.needed_by),
+        );
     }
     Ok(Planned {
         plan,
@@ -233,30 +246,17 @@ fn check_missing(missing: &[Missing], opts: &BuildOptions) -> Result<()> {
     if fatal.is_empty() {
         return Ok(());
     }
-    let mut shipped = String::new();
-    for m in fatal.iter().filter(|m| !m.shipped_at.is_empty()) {
-        let at: Vec<String> = m.shipped_at.iter().map(|p| p.to_string()).collect();
-        shipped.push_str(&format!(
-            "\n  the boms place {} at {}, where the image's loader does not look for {}",
-            m.name,
-            at.join(", "),
-            m.needed_by.display()
-        ));
-    }
-    Err(Error::new(
-        Status::MissingLibraries,
-        format!(
-            "{} missing: {}{shipped}\n  hint: ship each where the image's loader looks (its \
-             RUNPATH, a system dir such as /lib), add the host dir that holds it with \
-             --library-path, or build anyway with --allow-missing",
-            if fatal.len() == 1 {
-                "1 library is"
-            } else {
-                "libraries are"
-            },
-            report::missing_lines(&fatal)
-        ),
-    ))
+    let headline = if fatal.len() == 1 {
+        "1 library is missing:"
+    } else {
+        "libraries are missing:"
+    };
+    let hint = "hint: ship each where the image's loader looks (its RUNPATH, a system dir \
+                such as /lib), add the host dir that holds it with --library-path, or build \
+                anyway with --allow-missing";
+    let mut details = report::missing_items(&fatal);
+    details.push(hint.to_string());
+    Err(Error::new(Status::MissingLibraries, headline).with_details(details))
 }
 
 fn is_root_user() -> bool {

@@ -1,7 +1,7 @@
 //! The `copy_bom` command line: parse, call the library, print, exit with the
 //! status of SPEC B1. Nothing else lives here.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use copy_bom::build::{BuildOptions, build_image};
 use copy_bom::deps::{FileDeps, LoaderConfig, ResolveOptions};
 use copy_bom::error::{Error, Status};
+use copy_bom::report::{escape, escape_lines};
 use copy_bom::{check, ldso, report};
 
 /// Builds the root file system of an Occlum instance (or any minimal Linux
@@ -20,7 +21,8 @@ use copy_bom::{check, ldso, report};
     name = "copy_bom",
     version,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    arg_required_else_help = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,7 +32,7 @@ struct Cli {
     /// More log output (-v info, -vv debug); OCCLUM_LOG_LEVEL overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Only errors.
+    /// Only errors: no warnings, no summary.
     #[arg(short, long, global = true)]
     quiet: bool,
 }
@@ -89,6 +91,7 @@ struct ResolveArgs {
 enum Command {
     /// Create an Occlum instance directory (like `occlum new`).
     New {
+        /// The instance directory to create; it must not exist.
         dir: PathBuf,
         /// The initfs remote-attestation flavour: grpc_ratls or aecs.
         #[arg(long)]
@@ -99,6 +102,8 @@ enum Command {
     },
     /// Print the libraries of ELF files as the loader would find them, without running anything.
     Deps {
+        /// The ELF files (programs or libraries) to analyse; with --sysroot,
+        /// paths inside the sysroot.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         #[command(flatten)]
@@ -112,8 +117,12 @@ enum Command {
     },
     /// Check that every ELF file in an image finds all its libraries inside the image.
     Check {
+        /// The image root to check (a directory holding the image's /).
         #[arg(long)]
         root: PathBuf,
+        /// The Occlum loader config the image was built with, so that its
+        /// loaders' configured lib dirs are searched (default:
+        /// /opt/occlum/etc/template/occlum_elf_loader.config if present).
         #[arg(long)]
         loader_config: Option<PathBuf>,
         /// JSON output.
@@ -126,13 +135,24 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+            // Plain text, escaped: clap quotes the arguments it rejects.
+            let text = e.render().to_string();
+            if !e.use_stderr() {
+                // --help, --version: output like any other.
+                return match out(&text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&e),
+                };
+            }
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(escape_lines(&text).as_bytes());
+            return ExitCode::from(Status::Usage.code());
         }
     };
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
-        None => run_build(cli.build),
+        None => run_build(cli.build, cli.quiet),
         Some(Command::New {
             dir,
             init_ra,
@@ -152,10 +172,34 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("copy_bom: error: {e}");
-            ExitCode::from(e.status.code())
-        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints the error (escaped: [`escape`]) and gives its exit status.
+fn fail(e: &Error) -> ExitCode {
+    let mut text = format!("copy_bom: error: {}\n", escape(&e.headline()));
+    for d in e.details() {
+        text += &format!("  {}\n", escape(d));
+    }
+    // Nothing more can be said if stderr is gone too.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    ExitCode::from(e.status.code())
+}
+
+/// Writes to stdout. Text is escaped line by line first ([`escape_lines`]):
+/// nothing read from a bom or a file name reaches the terminal raw. A reader
+/// that went away (`copy_bom deps ... | head -1`) ends the program quietly
+/// with success, as `rg` and `fd` do: the output that was wanted was read.
+fn out(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(escape_lines(text).as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Error::new(Status::FileCopy, "cannot write to stdout").with_source(e)),
     }
 }
 
@@ -184,7 +228,7 @@ fn resolve_options(r: ResolveArgs) -> ResolveOptions {
     }
 }
 
-fn run_build(args: BuildArgs) -> Result<(), Error> {
+fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
     let (Some(file), Some(root)) = (args.file, args.root) else {
         return Err(Error::new(Status::Usage, "--file and --root are required"));
     };
@@ -212,20 +256,20 @@ fn run_build(args: BuildArgs) -> Result<(), Error> {
     let outcome = build_image(&opts, &|| bar.inc(1))?;
     bar.finish_and_clear();
     for w in &outcome.warnings {
-        tracing::warn!("{w}");
+        tracing::warn!("{}", escape(&w.to_string()));
     }
     match &outcome.summary {
-        None if args.json => println!(
-            "{}",
+        None if args.json => out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&outcome.plan).unwrap_or_default()
-        ),
-        None => print!("{}", report::plan_lines(&outcome.plan)),
-        Some(s) => println!(
-            "{}",
+        )),
+        None => out(&report::plan_lines(&outcome.plan)),
+        Some(_) if quiet => Ok(()),
+        Some(s) => out(&format!(
+            "{}\n",
             report::summary_line(s, outcome.warnings.len(), start.elapsed())
-        ),
+        )),
     }
-    Ok(())
 }
 
 fn run_new(
@@ -239,11 +283,16 @@ fn run_new(
         occlum_dir,
         host_root: PathBuf::from("/"),
     })?;
-    for m in &report.missing {
-        println!("note: {m}");
-    }
-    println!("{} initialized as an Occlum instance", report.dir.display());
-    Ok(())
+    let mut text: String = report
+        .missing
+        .iter()
+        .map(|m| format!("note: {}\n", escape(m)))
+        .collect();
+    text += &format!(
+        "{} initialized as an Occlum instance\n",
+        report::shown(&report.dir)
+    );
+    out(&text)
 }
 
 /// A spinner with a file count on a terminal; hidden otherwise.
@@ -263,23 +312,31 @@ fn progress_bar() -> indicatif::ProgressBar {
 fn run_deps(files: &[PathBuf], opts: ResolveOptions, tree: bool, json: bool) -> Result<(), Error> {
     let results = copy_bom::deps::resolve_files(files, &opts)?;
     if json {
-        println!(
-            "{}",
+        out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&results).unwrap_or_default()
-        );
+        ))?;
     } else {
         // One write: thousands of files give tens of thousands of lines.
         let text: String = results
             .iter()
             .map(|r| file_deps_text(r, results.len() > 1, tree))
             .collect();
-        print!("{text}");
+        out(&text)?;
     }
-    if results.iter().any(|r| r.error.is_some()) {
-        return Err(Error::new(
-            Status::Usage,
-            "some files could not be analysed",
-        ));
+    // A file that cannot be analysed is a source that cannot be used (255),
+    // not a usage error: the command line was right.
+    let errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
+    match errors.as_slice() {
+        [] => {}
+        [one] => return Err(Error::new(Status::NotFound, one.clone())),
+        several => {
+            return Err(Error::new(
+                Status::NotFound,
+                format!("{} files cannot be analysed:", several.len()),
+            )
+            .with_details(several.to_vec()));
+        }
     }
     if results.iter().any(FileDeps::has_missing) {
         return Err(Error::new(
@@ -291,17 +348,18 @@ fn run_deps(files: &[PathBuf], opts: ResolveOptions, tree: bool, json: bool) -> 
 }
 
 fn file_deps_text(r: &FileDeps, header: bool, tree: bool) -> String {
-    let mut out = String::new();
+    let mut text = String::new();
     if header {
-        out = format!("{}:\n", r.file.display());
+        text = format!("{}:\n", report::shown(&r.file));
     }
     match (&r.resolution, &r.error) {
-        (Some(res), _) if tree && !res.libs.is_empty() => out += &ldso::report::tree(res),
-        (Some(res), _) => out += &ldso::report::ldd_lines(res),
-        (None, Some(e)) => out += &format!("\t{e}\n"),
-        (None, None) => {}
+        (Some(res), _) if tree && !res.libs.is_empty() => text += &ldso::report::tree(res),
+        (Some(res), _) => text += &ldso::report::ldd_lines(res),
+        // Alone, the error says it all (on stderr).
+        (None, Some(e)) if header => text += &format!("\t{e}\n"),
+        (None, _) => {}
     }
-    out
+    text
 }
 
 fn run_check(
@@ -312,16 +370,19 @@ fn run_check(
     let config = LoaderConfig::load(loader_config.as_deref())?;
     let rep = check::check_image(root, &config, &Default::default())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rep).unwrap_or_default());
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&rep).unwrap_or_default()
+        ))?;
     } else {
-        print!("{}", report::check_lines(&rep));
+        out(&report::check_lines(&rep))?;
     }
     if rep.is_complete() {
         Ok(())
     } else {
         Err(Error::new(
             Status::MissingLibraries,
-            format!("{} is incomplete", root.display()),
+            format!("{} is incomplete", report::shown(root)),
         ))
     }
 }

@@ -1,7 +1,11 @@
 //! Text the binary prints: the dry-run plan, missing-library lists and the
-//! final summary. Kept in the library so tests can check it without a process.
+//! final summary, and the escaping that keeps control characters of file
+//! names and bom values off the terminal. Kept in the library so tests can
+//! check it without a process.
 
-use std::fmt::Write;
+use std::borrow::Cow;
+use std::fmt::{Display, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::apply::Summary;
@@ -14,8 +18,10 @@ pub fn plan_lines(plan: &Plan) -> String {
     let mut out = String::new();
     for p in &plan.ops {
         let line = match &p.op {
-            Op::Mkdir { dest } => format!("mkdir {}", dest.display()),
-            Op::Link { target, dest } => format!("link {} -> {target}", dest.display()),
+            Op::Mkdir { dest } => format!("mkdir {}", shown(dest)),
+            Op::Link { target, dest } => {
+                format!("link {} -> {}", shown(dest), escape(target))
+            }
             Op::CopyDir {
                 src,
                 dest,
@@ -23,13 +29,13 @@ pub fn plan_lines(plan: &Plan) -> String {
                 entries,
             } => format!(
                 "copy-dir {}{} -> {} ({} entries)",
-                src.display(),
+                shown(src),
                 if *contents_only { "/" } else { "" },
-                dest.display(),
+                shown(dest),
                 entries.len()
             ),
             Op::CopyFile { src, dest, .. } => {
-                format!("copy {} -> {}", src.display(), dest.display())
+                format!("copy {} -> {}", shown(src), shown(dest))
             }
             Op::CopyLibrary {
                 src,
@@ -37,10 +43,11 @@ pub fn plan_lines(plan: &Plan) -> String {
                 name,
                 needed_by,
             } => format!(
-                "library {} -> {} ({name}, needed by {})",
-                src.display(),
-                dest.display(),
-                needed_by.display()
+                "library {} -> {} ({}, needed by {})",
+                shown(src),
+                shown(dest),
+                escape(name),
+                shown(needed_by)
             ),
         };
         let _ = writeln!(out, "{line}");
@@ -48,18 +55,75 @@ pub fn plan_lines(plan: &Plan) -> String {
     out
 }
 
-/// A list of missing libraries: each with the file that needs it and where it
-/// was looked for.
-pub fn missing_lines(missing: &[&Missing]) -> String {
-    let mut out = String::new();
-    for m in missing {
-        let searched: Vec<_> = m.searched.iter().map(|p| p.display().to_string()).collect();
-        let _ = write!(out, "\n  {} (needed by {})", m.name, m.needed_by.display());
-        if !searched.is_empty() {
-            let _ = write!(out, "; searched {}", searched.join(":"));
+/// Missing libraries, one item each: with the file that needs it and where
+/// it was looked for.
+pub fn missing_items(missing: &[&Missing]) -> Vec<String> {
+    missing
+        .iter()
+        .map(|m| {
+            let searched: Vec<_> = m.searched.iter().map(|p| shown(p).to_string()).collect();
+            let mut item = format!("{} (needed by {})", escape(&m.name), shown(&m.needed_by));
+            if !searched.is_empty() {
+                let _ = write!(item, "; searched {}", searched.join(":"));
+            }
+            if !m.shipped_at.is_empty() {
+                let at: Vec<String> = m.shipped_at.iter().map(|p| shown(p).to_string()).collect();
+                let _ = write!(
+                    item,
+                    "; the boms place it at {}, where the image's loader does not look for it",
+                    at.join(", ")
+                );
+            }
+            item
+        })
+        .collect()
+}
+
+/// `text` with every control character (newline included) spelled out, so
+/// that a file name or bom value cannot move the cursor, recolour or retitle
+/// the terminal, or fake a line of output: `\n`, `\t`, `\r`, others as
+/// `\u{1b}`. Every piece of text the binary prints goes through it.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
+}
+
+/// [`escape`] for text laid out in lines and columns (`ldd`-style output):
+/// line breaks and tabs are kept, every other control character is spelled out.
+pub fn escape_lines(text: &str) -> Cow<'_, str> {
+    let layout = |c: char| c == '\n' || c == '\t';
+    if !text.chars().any(|c| c.is_control() && !layout(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut piece = [0u8; 4];
+    for c in text.chars() {
+        if layout(c) {
+            out.push(c);
+        } else {
+            out.push_str(&escape(c.encode_utf8(&mut piece)));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A path for a message: lossy UTF-8, control characters escaped.
+pub fn shown(path: &Path) -> impl Display + '_ {
+    escape(&path.to_string_lossy()).into_owned()
 }
 
 /// The verdict of `check`, for people: each problem with who needs what,
@@ -70,16 +134,17 @@ pub fn check_lines(r: &CheckReport) -> String {
     for (file, interp) in &r.missing_interpreters {
         let _ = writeln!(
             out,
-            "missing interpreter {interp} (needed by {})",
-            file.display()
+            "missing interpreter {} (needed by {})",
+            escape(interp),
+            shown(file)
         );
     }
     for m in &r.missing {
         let _ = write!(
             out,
             "missing {} (needed by {}",
-            m.name,
-            m.needed_by.display()
+            escape(&m.name),
+            shown(&m.needed_by)
         );
         let first = m.scopes.first().map(|p| p.display().to_string());
         let more = m.scopes.len().saturating_sub(1);
@@ -108,8 +173,8 @@ pub fn check_lines(r: &CheckReport) -> String {
         let _ = writeln!(
             out,
             "dangling link {} -> {}",
-            l.link.display(),
-            l.target.display()
+            shown(&l.link),
+            shown(&l.target)
         );
     }
     for f in &r.loaded_first {
@@ -130,7 +195,7 @@ pub fn check_lines(r: &CheckReport) -> String {
         );
     }
     for w in &r.warnings {
-        let _ = writeln!(out, "warning: {w}");
+        let _ = writeln!(out, "warning: {}", escape(&w.to_string()));
     }
     let verdict = if r.is_complete() {
         "complete"
@@ -188,6 +253,16 @@ fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_spelled_out() {
+        assert_eq!(escape("plain /bin/ls"), "plain /bin/ls");
+        assert_eq!(
+            escape("a\x1b[31mb\nc\td\u{9b}"),
+            "a\\u{1b}[31mb\\nc\\td\\u{9b}"
+        );
+        assert_eq!(escape_lines("a\x07\n\tb\n"), "a\\u{7}\n\tb\n");
+    }
 
     #[test]
     fn bytes_are_human() {

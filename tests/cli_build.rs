@@ -487,3 +487,97 @@ fn command_line_usage_errors_exit_1() {
         .success()
         .stdout(predicate::str::contains("--include-dir"));
 }
+
+/// The summary counts every warning the run gave, the skipped entries of
+/// dir copies included (a dangling absolute link: rsync skips it too, "symlink
+/// has no referent"); `-q` drops the warnings and the summary, not errors.
+#[test]
+fn the_summary_counts_skipped_entries_and_quiet_drops_it() {
+    let ws = Ws::new();
+    ws.write("src/d/f", "f");
+    ws.symlink("/nonexistent/target", "src/d/dangling");
+    ws.write(
+        "bom.yaml",
+        "targets:\n  - target: /opt\n    copy: [{from: ../src, dirs: [d]}]\n",
+    );
+    let out = ws.cmd("bom.yaml", &[]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains(", 1 warnings,"), "{stdout}");
+    assert!(stderr.contains("dangling"), "{stderr}");
+    assert_eq!(ws.image_file("/opt/d/f"), "f");
+
+    let out = ws.cmd("bom.yaml", &["-q"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    ws.write(
+        "bad.yaml",
+        "targets:\n  - target: /opt\n    copy: [{from: ../src, files: [nope]}]\n",
+    );
+    let out = ws.cmd("bad.yaml", &["-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope"),
+        "{out:?}"
+    );
+}
+
+/// The description `--help` gives an option or argument (the text after its
+/// name and value placeholder), or None when the line is not there.
+fn help_text(help: &str, item: &str) -> Option<String> {
+    let line = help
+        .lines()
+        .find(|l| l.trim_start().starts_with(item) || l.contains(&format!(", {item}")))?;
+    let after = &line[line.find(item)? + item.len()..];
+    let after = after.trim_start();
+    // Skip the value placeholder (`<ROOT>`, `<FILES>...`).
+    let after = match after.strip_prefix('<') {
+        Some(rest) => rest.split_once('>').map_or("", |(_, t)| t),
+        None => after,
+    };
+    Some(after.trim_start_matches('.').trim().to_string())
+}
+
+/// Every option and argument of `check` and `deps` says what it is for.
+#[test]
+fn check_and_deps_options_and_arguments_have_help() {
+    let cases: [(&str, &[&str]); 3] = [
+        ("check", &["--root", "--loader-config", "--json"]),
+        (
+            "deps",
+            &["<FILES>", "--sysroot", "--loader-config", "--library-path"],
+        ),
+        ("new", &["<DIR>", "--init-ra", "--occlum-dir"]),
+    ];
+    for (command, items) in cases {
+        let out = copy_bom().args([command, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for item in items {
+            let text = help_text(&help, item);
+            assert!(
+                text.as_ref().is_some_and(|t| t.len() > 10),
+                "{command} {item}: {text:?}\n{help}"
+            );
+        }
+    }
+}
+
+/// A bare `copy_bom` is a usage error (1) whose usage names the subcommands.
+#[test]
+fn a_bare_copy_bom_shows_a_usage_with_the_subcommands() {
+    let out = copy_bom().output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for word in ["--file", "--root", "new", "deps", "check"] {
+        assert!(text.contains(word), "{word}: {text}");
+    }
+}

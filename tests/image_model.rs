@@ -294,7 +294,7 @@ fn a_library_the_bom_ships_on_the_loader_path_is_not_missing() {
          \x20 - target: /bin\n    copy: [{files: [../build/app]}]\n",
     );
     ws.run("other.yaml", &[]).code(248).stderr(
-        predicate::str::contains("the boms place libecdh.so at /opt/nowhere/libecdh.so")
+        predicate::str::contains("the boms place it at /opt/nowhere/libecdh.so")
             .and(predicate::str::contains("--library-path"))
             .and(predicate::str::contains("--allow-missing")),
     );

@@ -542,3 +542,63 @@ fn a_trailing_slash_names_the_same_instance() {
     let again = create_instance(&fx.options("inst")).unwrap_err();
     assert_eq!(again.status, Status::Usage);
 }
+
+/// `copy_bom new` through the binary writes the mounts of Occlum's own
+/// template (SPEC A§6), exactly: the `/` unionfs of the two sefs layers and the
+/// `/host` hostfs, and nothing else (no `/proc`, no `/dev`: Occlum mounts those
+/// itself).
+#[test]
+fn the_binary_writes_exactly_the_mounts_of_occlums_template() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_copy_bom"))
+        .args(["new", "inst", "--occlum-dir"])
+        .arg(tmp.path().join("no-occlum"))
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&read(tmp.path().join("inst/Occlum.json"))).unwrap();
+    let expected = serde_json::json!([
+        {
+            "target": "/",
+            "type": "unionfs",
+            "options": {
+                "layers": [
+                    {
+                        "target": "/",
+                        "type": "sefs",
+                        "source": "./build/mount/__ROOT",
+                        "options": {"MAC": ""}
+                    },
+                    {
+                        "target": "/",
+                        "type": "sefs",
+                        "source": "./run/mount/__ROOT"
+                    }
+                ]
+            }
+        },
+        {"target": "/host", "type": "hostfs", "source": "."}
+    ]);
+    assert_eq!(json["mount"], expected);
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted = vec![
+        "resource_limits",
+        "process",
+        "entry_points",
+        "env",
+        "metadata",
+        "feature",
+        "mount",
+    ];
+    sorted.sort();
+    let mut keys_sorted = keys.clone();
+    keys_sorted.sort();
+    assert_eq!(keys_sorted, sorted);
+}

@@ -307,3 +307,144 @@ fn an_int_files_item_is_a_schema_error() {
     assert_eq!(out.status.code(), Some(253), "{stderr}");
     assert!(has_location(&stderr), "{stderr}");
 }
+
+/// Control characters of bom values and file names never reach the terminal
+/// raw: an ESC in a missing source's name (an error on stderr) and a newline
+/// in a real file's name (the dry-run plan on stdout) are spelled out.
+#[test]
+fn control_characters_in_names_are_escaped_in_output() {
+    let ws = Ws::new();
+    ws.write("src/new\nline", "x");
+    // YAML double quotes: \e is ESC, \n a newline.
+    ws.write(
+        "esc.yaml",
+        "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [\"gone\\e]0;owned\\a\\ec\"]}]\n",
+    );
+    let out = ws.cmd("esc.yaml", &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        !out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07),
+        "{out:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r"gone\u{1b}]0;owned\u{7}\u{1b}c"),
+        "{stderr}"
+    );
+
+    ws.write(
+        "nl.yaml",
+        "targets:\n  - target: /bin\n    copy: [{from: ../src, files: [\"new\\nline\"]}]\n",
+    );
+    let out = ws.cmd("nl.yaml", &["--dry-run"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["mkdir /bin", r"copy ../src/new\nline -> /bin/new\nline"],
+        "{stdout}"
+    );
+
+    // The same name missing: the error's one line stays one line.
+    std::fs::remove_file(ws.path().join("src/new\nline")).unwrap();
+    let out = ws.cmd("nl.yaml", &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(r"new\nline"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// `copy_bom deps ... | head -1`: the reader goes away after one line and
+/// copy_bom ends quietly with success, without a panic message (before: exit
+/// 101, "failed printing to stdout").
+#[test]
+fn a_closed_stdout_ends_deps_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for format in [&[][..], &["--json"][..]] {
+        // About 1 MB of output: far more than a pipe holds.
+        let files = vec!["/bin/ls"; 3000];
+        let mut child = common::copy_bom()
+            .arg("deps")
+            .args(format)
+            .args(&files)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        // The reading end is closed here, as `head -1` does.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format:?}: {stderr}");
+        assert!(stderr.is_empty(), "{format:?}: {stderr}");
+    }
+}
+
+/// `deps` on a file that does not exist, a FIFO or a device: exit 255 (a
+/// source that cannot be used, not a usage error), saying what and why, and
+/// never opening the FIFO (which would wait for a writer forever).
+#[test]
+fn deps_refuses_missing_files_fifos_and_devices() {
+    let ws = Ws::new();
+    let fifo = ws.path().join("fifo");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let missing = ws.path().join("missing");
+    let cases = [
+        (missing.as_path(), "No such file or directory"),
+        (fifo.as_path(), "not a regular file (a FIFO)"),
+        (
+            Path::new("/dev/zero"),
+            "not a regular file (a character device)",
+        ),
+    ];
+    for (file, why) in cases {
+        let out = common::output_within(common::copy_bom().arg("deps").arg(file), 20);
+        assert_eq!(out.status.code(), Some(255), "{file:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+        assert!(stderr.contains(why), "{file:?}: {stderr}");
+    }
+    // Among good files: the good one is analysed, the status is still 255.
+    let out = common::output_within(common::copy_bom().arg("deps").arg("/bin/ls").arg(&fifo), 20);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("libc.so.6 => "));
+}
+
+/// `deps` on a file the user cannot read (here: in a dir `nobody` cannot
+/// enter) is 255 with the OS reason, not a usage error.
+#[test]
+#[ignore = "needs root"]
+fn deps_on_an_unreadable_file_is_255_with_the_reason() {
+    use std::os::unix::process::CommandExt;
+    let ws = Ws::new();
+    let file = ws.path().join("private/ls");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::copy("/bin/ls", &file).unwrap();
+    std::fs::set_permissions(
+        file.parent().unwrap(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let out = common::output_within(
+        common::copy_bom()
+            .arg("deps")
+            .arg(&file)
+            .uid(65534)
+            .gid(65534),
+        20,
+    );
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+}

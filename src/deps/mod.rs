@@ -304,6 +304,31 @@ pub struct ResolveOptions {
     pub library_path: Vec<String>,
 }
 
+/// Refuses anything but a regular file (links followed) before it is opened:
+/// opening a FIFO waits for a writer forever, opening a device can act on it.
+fn regular_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "of an unknown type"
+    };
+    Err(format!("{}: not a regular file ({what})", path.display()))
+}
+
 /// The libraries of one file given to `copy_bom deps`.
 #[derive(Debug, Serialize)]
 pub struct FileDeps {
@@ -337,7 +362,9 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
         .map(|file| {
             // Read through the resolver: links inside a sysroot resolve inside it.
             let host = resolver.host_path(file).unwrap_or_else(|| file.clone());
-            let (resolution, error) = match elf::read_file(&host) {
+            let read =
+                regular_file(&host).and_then(|()| elf::read_file(&host).map_err(|e| e.to_string()));
+            let (resolution, error) = match read {
                 Ok(Some(e)) => {
                     // A file without PT_INTERP (a library alone) takes the
                     // standard loader of the C library it needs.
@@ -351,7 +378,7 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
                     }
                 }
                 Ok(None) => (None, Some("not an ELF file".to_string())),
-                Err(err) => (None, Some(err.to_string())),
+                Err(err) => (None, Some(err)),
             };
             FileDeps {
                 file: file.clone(),

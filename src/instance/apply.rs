@@ -5,11 +5,9 @@
 //! usual case. A source that exists but cannot be copied is an error.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-
-use tracing::debug;
 
 use super::layout::Entry;
 use crate::error::{Error, Result, Status};
@@ -55,8 +53,10 @@ fn create_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| {
         Error::new(
             Status::Dir,
-            format!("cannot create directory \"{}\": {e}", dir.display()),
+            format!("cannot create directory \"{}\"", dir.display()),
         )
+        .with_path(dir)
+        .with_source(e)
     })
 }
 
@@ -65,8 +65,10 @@ pub(super) fn write_file(dest: &Path, contents: &[u8], mode: Option<u32>) -> Res
     let fail = |e: std::io::Error| {
         Error::new(
             Status::FileCopy,
-            format!("cannot write \"{}\": {e}", dest.display()),
+            format!("cannot write \"{}\"", dest.display()),
         )
+        .with_path(dest)
+        .with_source(e)
     };
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -85,27 +87,29 @@ pub(super) fn write_file(dest: &Path, contents: &[u8], mode: Option<u32>) -> Res
 /// Copies `src` (following symlinks) to `dest`. Returns false when `src`
 /// does not exist.
 fn copy_file(src: &Path, dest: &Path) -> Result<bool> {
-    let fail = |reason: String| {
+    let fail = || {
         Error::new(
             Status::FileCopy,
             format!(
-                "cannot copy \"{}\" to \"{}\": {reason}",
+                "cannot copy \"{}\" to \"{}\"",
                 src.display(),
                 dest.display()
             ),
         )
+        .with_path(src)
     };
     match fs::metadata(src) {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(fail(e.to_string())),
-        Ok(meta) if meta.is_dir() => return Err(fail("the source is a directory".into())),
+        Err(e) => return Err(fail().with_source(e)),
+        Ok(meta) if meta.is_dir() => {
+            return Err(fail().with_source(io::Error::from(ErrorKind::IsADirectory)));
+        }
         Ok(_) => {}
     }
     if let Some(parent) = dest.parent() {
         create_dir(parent)?;
     }
-    debug!("copy {} to {}", src.display(), dest.display());
-    fs::copy(src, dest).map_err(|e| fail(e.to_string()))?;
+    fs::copy(src, dest).map_err(|e| fail().with_source(e))?;
     Ok(true)
 }
 
@@ -114,11 +118,13 @@ fn make_symlink(target: &Path, dest: &Path) -> Result<()> {
         Error::new(
             Status::Link,
             format!(
-                "cannot create symlink \"{}\" -> \"{}\": {e}",
+                "cannot create symlink \"{}\" -> \"{}\"",
                 dest.display(),
                 target.display()
             ),
         )
+        .with_path(dest)
+        .with_source(e)
     })
 }
 

@@ -128,8 +128,10 @@ fn check_destination(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::new(
             Status::Dir,
-            format!("cannot check destination \"{}\": {e}", dir.display()),
-        )),
+            format!("cannot check destination \"{}\"", dir.display()),
+        )
+        .with_path(dir)
+        .with_source(e)),
     }
 }
 

@@ -88,8 +88,10 @@ impl Sources {
 fn unreadable(dir: &Path, e: std::io::Error) -> Error {
     Error::new(
         Status::FileCopy,
-        format!("cannot list \"{}\": {e}", dir.display()),
+        format!("cannot list \"{}\"", dir.display()),
     )
+    .with_path(dir)
+    .with_source(e)
 }
 
 /// Ubuntu keeps libstdc++ and libgcc_s in /usr/lib/x86_64-linux-gnu, the

@@ -8,8 +8,6 @@ use std::io::{self, ErrorKind};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use tracing::debug;
-
 use crate::error::{Error, Result, Status};
 
 /// How many unique names to try before giving up.
@@ -77,7 +75,6 @@ impl Staging {
     pub(super) fn commit(mut self, dest: &Path) -> Result<()> {
         match rename_no_replace(&self.path, dest) {
             Ok(()) => {
-                debug!("renamed {} to {}", self.path.display(), dest.display());
                 self.committed = true;
                 Ok(())
             }
@@ -85,11 +82,13 @@ impl Staging {
             Err(e) => Err(Error::new(
                 Status::Dir,
                 format!(
-                    "cannot rename \"{}\" to \"{}\": {e}",
+                    "cannot rename \"{}\" to \"{}\"",
                     self.path.display(),
                     dest.display()
                 ),
-            )),
+            )
+            .with_path(dest)
+            .with_source(e)),
         }
     }
 }
@@ -99,10 +98,10 @@ impl Drop for Staging {
         if self.committed {
             return;
         }
-        if !self.path.as_os_str().is_empty()
-            && let Err(e) = fs::remove_dir_all(&self.path)
-        {
-            debug!("cannot remove {}: {e}", self.path.display());
+        // Best effort: a drop cannot report, and the error that made the
+        // run give up is the one worth reporting.
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.path);
         }
         // Only empty ones: something else may have been put there meanwhile.
         for dir in &self.created_parents {
@@ -123,8 +122,10 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 fn dir_error(dir: &Path, e: io::Error) -> Error {
     Error::new(
         Status::Dir,
-        format!("cannot create directory \"{}\": {e}", dir.display()),
+        format!("cannot create directory \"{}\"", dir.display()),
     )
+    .with_path(dir)
+    .with_source(e)
 }
 
 /// `rename(2)` silently replaces an empty directory; RENAME_NOREPLACE does not.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::bom::{Bom, CopyEntry, FileEntry, LoadedBoms, Located, Target};
-use crate::error::{Error, Result, SourceLoc, Status};
+use crate::error::{Error, Result, SourceLoc, Status, Warning, WarningKind};
 use crate::fs::{Excludes, ImagePath, TreeEntry, scan_tree};
 pub use sources::{inside_sysroot, workspace_dir};
 pub use validate::validate;
@@ -90,9 +90,9 @@ pub struct PlannedOp {
 pub struct Plan {
     pub boms: Vec<PathBuf>,
     pub ops: Vec<PlannedOp>,
-    /// What planning skipped or doubted (entries of copied dirs that cannot be copied, ...).
+    /// Entries of copied dirs that are skipped, and why.
     #[serde(skip)]
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Turns loaded boms into a deduplicated, validated plan (without libraries:
@@ -126,7 +126,7 @@ struct BomPlanner<'a> {
     w: &'a Path,
     sysroot: Option<&'a Path>,
     ops: &'a mut Vec<PlannedOp>,
-    warnings: &'a mut Vec<String>,
+    warnings: &'a mut Vec<Warning>,
 }
 
 impl BomPlanner<'_> {
@@ -251,8 +251,11 @@ impl BomPlanner<'_> {
                 format!("cannot read {}: {e}", src.display()),
             )
         })?;
-        self.warnings
-            .extend(scan.warnings.iter().map(|w| format!("{loc}: {w}")));
+        self.warnings.extend(
+            scan.warnings
+                .into_iter()
+                .map(|w| Warning::at(WarningKind::SkippedEntry, loc, w)),
+        );
         let op = Op::CopyDir {
             src,
             dest: tp.clone(),

@@ -39,18 +39,14 @@ pub fn validate(plan: &Plan, map: &ImageMap) -> Result<()> {
         return Ok(());
     };
     let status = first.status;
-    let message = match problems.as_slice() {
-        [one] => one.message.clone(),
-        many => format!(
-            "{} problems, nothing was written:\n  {}",
-            many.len(),
-            many.iter()
-                .map(|p| p.message.as_str())
-                .collect::<Vec<_>>()
-                .join("\n  ")
-        ),
-    };
-    Err(Error::new(status, message))
+    Err(match problems.as_slice() {
+        [one] => Error::new(status, one.message.clone()),
+        many => Error::new(
+            status,
+            format!("{} problems, nothing was written:", many.len()),
+        )
+        .with_details(many.iter().map(|p| p.message.clone())),
+    })
 }
 
 /// What the root holds at a planned path that the plan cannot replace.

@@ -118,3 +118,25 @@ pub fn gcc(src: &str, out: &Path, args: &[&str]) {
         .unwrap();
     assert!(st.success(), "gcc failed for {}", out.display());
 }
+
+/// Runs `cmd` to completion with piped output, killing it after `secs`
+/// seconds: a hang is a test failure, not a stuck suite.
+pub fn output_within(cmd: &mut Command, secs: u64) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("{cmd:?} still running after {secs}s: {out:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
