@@ -172,10 +172,7 @@ impl ImageMap {
 
     /// Puts one node at its resolved place under the precedence rule; returns that place.
     fn place(&mut self, p: Pending) -> Option<ImagePath> {
-        // A directory is made through a link at its own name (`mkdir -p` follows it); a file or
-        // a link at a link's name replaces the link.
-        let follow_last = p.kind == NodeKind::Dir;
-        let at = match self.resolve(&p.requested, follow_last) {
+        let at = match self.place_for(&p) {
             Ok(at) => at,
             Err(_) => {
                 self.conflicts.push(Conflict {
@@ -207,7 +204,12 @@ impl ImageMap {
             }
             // A library never displaces anything, and is never in conflict: it is not copied.
             _ if new.origin == Origin::Library => {}
-            (NodeKind::Dir, _) | (_, NodeKind::Dir) => {
+            // Two entries the boms list themselves cannot make one path both a directory and a
+            // file; where a copied tree is involved the higher precedence wins, as `rsync -a`
+            // replaces a file with a directory (and a directory with a file) of a later copy.
+            (NodeKind::Dir, _) | (_, NodeKind::Dir)
+                if old.origin == Origin::Listed && new.origin == Origin::Listed =>
+            {
                 let (first, second) = (old.op, new.op);
                 self.conflicts.push(Conflict {
                     path: at.clone(),
@@ -223,6 +225,27 @@ impl ImageMap {
             }
         }
         Some(at)
+    }
+
+    /// Where a node goes. A file or a link at a link's name replaces the link. A directory is
+    /// made through a link at its own name (`mkdir -p` follows it), unless the link is one this
+    /// run plans with less precedence: a later dir copy replaces it, as rsync replaces a
+    /// destination link with a directory.
+    fn place_for(&mut self, p: &Pending) -> io::Result<ImagePath> {
+        let at = self.resolve(&p.requested, false)?;
+        if p.kind != NodeKind::Dir {
+            return Ok(at);
+        }
+        match self.nodes.get(&at) {
+            Some(old) if matches!(old.kind, NodeKind::Link { .. }) => {
+                if (p.origin, p.op) > (old.origin, old.op) && p.origin != Origin::Library {
+                    Ok(at)
+                } else {
+                    self.resolve(&p.requested, true)
+                }
+            }
+            _ => self.resolve(&p.requested, true),
+        }
     }
 
     /// A path whose nearest planned ancestor is a file cannot be created.
