@@ -1,17 +1,18 @@
 //! Writing the planned image: every check against the root's current state
-//! first, then directories, links, files (in parallel) and finally directory
-//! metadata. Every write goes through [`ImageRoot`], so it lands inside the
-//! root whatever links the root already holds.
+//! first, then directories, links and special files, files (in parallel) and
+//! finally directory metadata. Every write goes through [`ImageRoot`], whose
+//! directory descriptors keep it inside the root whatever links the root
+//! holds, already or created by this very run.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result, Status};
-use crate::fs::{self, CopyOptions, ImageRoot, Outcome};
+use crate::fs::{CopyOptions, ImageRoot, Outcome, TreeEntry};
 use crate::plan::image::{ImageMap, Node, NodeKind};
 use crate::plan::{Op, Plan};
 
@@ -45,7 +46,6 @@ pub fn apply(
 ) -> Result<Summary> {
     check_existing(map, root)?;
     let mut summary = Summary::default();
-    mkdir(root, Path::new("/"))?;
     remove_stale_temps(map, root)?;
     for (path, node) in &map.nodes {
         if node.kind == NodeKind::Dir {
@@ -54,9 +54,13 @@ pub fn apply(
         }
     }
     for (path, node) in &map.nodes {
-        if let NodeKind::Link { target } = &node.kind {
-            link(root, path, target)?;
-            summary.links += 1;
+        match &node.kind {
+            NodeKind::Link { target } => {
+                link(plan, root, path, node, target, opts)?;
+                summary.links += 1;
+            }
+            NodeKind::Special => special(plan, root, path, node, opts)?,
+            _ => {}
         }
     }
     let counters = Counters::default();
@@ -94,21 +98,22 @@ fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
 }
 
 fn check_one(root: &ImageRoot, path: &Path, node: &Node) -> Result<()> {
-    let host = root
-        .host_path(path)
+    let found = root
+        .lstat(path)
         .map_err(|e| write_error(&node.kind, path, e))?;
-    let Ok(meta) = host.symlink_metadata() else {
+    let Some(meta) = found else {
         return Ok(());
     };
-    // A link in the root is followed inside the image, never on the host.
+    // A link in the root is followed inside the image, never on the host; a
+    // dangling one is fine for a directory (mkdir creates its target).
     let is_dir = meta.is_dir()
-        || (meta.file_type().is_symlink()
+        || (meta.is_symlink()
             && root
-                .host_path_followed(path)
-                .is_ok_and(|h| h.symlink_metadata().map_or(true, |m| m.is_dir())));
+                .stat_followed(path)
+                .is_ok_and(|m| m.is_none_or(|m| m.is_dir())));
     let problem = match &node.kind {
         NodeKind::Dir if !is_dir => Some("is a file in the root"),
-        NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
+        NodeKind::Link { .. } | NodeKind::File { .. } | NodeKind::Special if meta.is_dir() => {
             Some("is a directory in the root and cannot be replaced")
         }
         _ => None,
@@ -132,11 +137,9 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
         .filter_map(|(p, _)| p.parent())
         .collect();
     for dir in dirs {
-        let host = root
-            .host_path_followed(dir)
+        let removed = root
+            .remove_stale_temp_files(dir)
             .map_err(|e| write_error(&NodeKind::Dir, dir, e))?;
-        let removed =
-            fs::remove_stale_temp_files(&host).map_err(|e| write_error(&NodeKind::Dir, dir, e))?;
         if removed > 0 {
             tracing::info!(
                 "removed {removed} temporary files of an interrupted run in {}",
@@ -149,7 +152,7 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
 
 fn write_error(kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
     let status = match kind {
-        NodeKind::Dir => Status::Dir,
+        NodeKind::Dir | NodeKind::Special => Status::Dir,
         NodeKind::Link { .. } => Status::Link,
         NodeKind::File { .. } => Status::FileCopy,
     };
@@ -159,30 +162,54 @@ fn write_error(kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
     )
 }
 
-fn mkdir(root: &ImageRoot, path: &Path) -> Result<PathBuf> {
+fn mkdir(root: &ImageRoot, path: &Path) -> Result<()> {
     root.create_dir_all(path)
         .map_err(|e| write_error(&NodeKind::Dir, path, e))
 }
 
-fn parent_dir(root: &ImageRoot, path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        mkdir(root, parent)?;
+/// The scanned entry of a dir copy a node came from, if it came from one.
+fn tree_entry<'a>(plan: &'a Plan, node: &Node) -> Option<&'a TreeEntry> {
+    let Some(Op::CopyDir { entries, .. }) = plan.ops.get(node.op).map(|p| &p.op) else {
+        return None;
+    };
+    entries.get(node.entry?)
+}
+
+fn link(
+    plan: &Plan,
+    root: &ImageRoot,
+    path: &Path,
+    node: &Node,
+    target: &Path,
+    opts: &CopyOptions,
+) -> Result<()> {
+    // A link copied from a dir keeps its mtime (and owner), like rsync -a.
+    let source = tree_entry(plan, node);
+    let outcome = root
+        .make_symlink(target, path, source, opts)
+        .map_err(|e| write_error(&node.kind, path, e))?;
+    if let Outcome::Copied { .. } = outcome {
+        tracing::info!("ln -s {} {}", target.display(), path.display());
     }
     Ok(())
 }
 
-fn link(root: &ImageRoot, path: &Path, target: &Path) -> Result<()> {
-    let kind = NodeKind::Link {
-        target: target.to_path_buf(),
-    };
-    parent_dir(root, path)?;
-    let host = root
-        .host_path(path)
-        .map_err(|e| write_error(&kind, path, e))?;
-    if let Outcome::Copied { .. } =
-        fs::make_symlink(target, &host).map_err(|e| write_error(&kind, path, e))?
-    {
-        tracing::info!("ln -s {} {}", target.display(), path.display());
+/// A FIFO, socket or device node of a dir copy, recreated like rsync -a does.
+fn special(
+    plan: &Plan,
+    root: &ImageRoot,
+    path: &Path,
+    node: &Node,
+    opts: &CopyOptions,
+) -> Result<()> {
+    let fail = |e| write_error(&node.kind, path, e);
+    let source = tree_entry(plan, node).ok_or_else(|| {
+        fail(std::io::Error::other(
+            "a special file that comes from no dir copy",
+        ))
+    })?;
+    if let Outcome::Copied { .. } = root.make_special(path, source, opts).map_err(fail)? {
+        tracing::info!("mknod {}", path.display());
     }
     Ok(())
 }
@@ -196,11 +223,7 @@ fn copy(
     opts: &CopyOptions,
     counters: &Counters,
 ) -> Result<()> {
-    parent_dir(root, path)?;
-    let host = root
-        .host_path(path)
-        .map_err(|e| write_error(&node.kind, path, e))?;
-    let outcome = fs::copy_file(src, &host, opts).map_err(|e| {
+    let outcome = root.copy_file(src, path, opts).map_err(|e| {
         Error::new(
             Status::FileCopy,
             format!("cannot copy {} to {}: {e}", src.display(), path.display()),
@@ -235,19 +258,13 @@ fn set_dir_metadata(
     opts: &CopyOptions,
 ) -> Result<()> {
     for (path, node) in map.nodes.iter().rev() {
-        let (NodeKind::Dir, Some(e)) = (&node.kind, node.entry) else {
+        if node.kind != NodeKind::Dir {
+            continue;
+        }
+        let Some(entry) = tree_entry(plan, node) else {
             continue;
         };
-        let Some(Op::CopyDir { entries, .. }) = plan.ops.get(node.op).map(|p| &p.op) else {
-            continue;
-        };
-        let Some(entry) = entries.get(e) else {
-            continue;
-        };
-        let host = root
-            .host_path(path)
-            .map_err(|err| write_error(&node.kind, path, err))?;
-        fs::copy_dir_metadata(entry, &host, opts)
+        root.copy_dir_metadata(path, entry, opts)
             .map_err(|err| write_error(&node.kind, path, err))?;
     }
     Ok(())

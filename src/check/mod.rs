@@ -60,7 +60,8 @@ pub fn check_image(
     }
     let mut report = CheckReport::default();
     let (files, links) = walk(root, &mut report.warnings);
-    let image = ImageRoot::new(root);
+    let image =
+        ImageRoot::open_existing(root).map_err(|e| Error::new(Status::NotFound, e.to_string()))?;
     report.dangling_links = links
         .par_iter()
         .filter_map(|l| dangling(&image, l))
@@ -184,12 +185,12 @@ fn walk(root: &Path, warnings: &mut Vec<String>) -> (Vec<PathBuf>, Vec<PathBuf>)
 /// Follows `link` inside the image (as the image would, with
 /// [`ImageRoot`]); Some when the chain ends nowhere or loops.
 fn dangling(image: &ImageRoot, link: &Path) -> Option<DanglingLink> {
-    let end = match image.host_path_followed(link) {
-        Ok(host) if host.symlink_metadata().is_ok() => return None,
-        Ok(host) => host
-            .strip_prefix(image.root())
-            .map(|rel| Path::new("/").join(rel))
-            .unwrap_or(host),
+    let end = match image.stat_followed(link) {
+        Ok(Some(_)) => return None,
+        // Where the chain ends, in the image.
+        Ok(None) => image
+            .resolve(link, true)
+            .unwrap_or_else(|_| link.to_path_buf()),
         // A loop: report the link itself.
         Err(_) => link.to_path_buf(),
     };

@@ -16,8 +16,14 @@ use crate::fs::EntryKind;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
     Dir,
-    File { src: PathBuf },
-    Link { target: PathBuf },
+    File {
+        src: PathBuf,
+    },
+    Link {
+        target: PathBuf,
+    },
+    /// A FIFO, socket or device node of a dir copy (its type and metadata are in the entry).
+    Special,
 }
 
 /// A path of the image and the operation (index into [`Plan::ops`]) that put it
@@ -56,6 +62,7 @@ impl ImageMap {
                             EntryKind::Symlink { target } => NodeKind::Link {
                                 target: target.clone(),
                             },
+                            EntryKind::Special { .. } => NodeKind::Special,
                         };
                         map.put(plan, dest.join(&entry.rel), kind, i, Some(e))?;
                     }
@@ -118,7 +125,7 @@ impl ImageMap {
             let mut up = path.parent();
             while let Some(parent) = up {
                 if let Some(p) = self.nodes.get(parent) {
-                    if matches!(p.kind, NodeKind::File { .. }) {
+                    if matches!(p.kind, NodeKind::File { .. } | NodeKind::Special) {
                         return Err(conflict(plan, parent, p.op, node.op));
                     }
                     break;
