@@ -7,7 +7,10 @@
 //! - a relative target is taken from the directory holding the link;
 //! - ".." goes back to the directory the walk came from, and at the root stays at the root;
 //! - more than 40 links in one resolution (Linux's MAXSYMLINKS) is `ELOOP`;
-//! - a component that exists but is not a directory, with more components after it, is `ENOTDIR`.
+//! - a component that exists but is not a directory, with more components after it, is `ENOTDIR`;
+//! - from the first missing component on, the rest is kept as names (a ".." coming from a link
+//!   target cancels the last missing name, and once none is left the walk looks names up again),
+//!   which is where `mkdir -p` of the path would create things.
 //!
 //! This is what `openat2(RESOLVE_IN_ROOT)` does in the kernel; the writer uses that syscall when
 //! it can (one call instead of one per component) and this walk where the kernel lacks it. The walk
