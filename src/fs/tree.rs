@@ -78,7 +78,9 @@ struct Visit {
 /// relative to the destination directory, which keeps its own metadata; otherwise they start with
 /// `src`'s own name ("a/lib" gives "lib", then "lib/…"), as rsync names them.
 ///
-/// The copied tree is `src` itself (a link at `src` is followed). A relative link that stays inside
+/// The copied tree is `src` itself: a link at `src` is followed. (rsync differs here: without a
+/// trailing slash it transfers a relative link at `src`, such as `alias -> real`, as that link,
+/// which then dangles in the image; an absolute one it follows, as we do.) A relative link that stays inside
 /// the transfer (see the module documentation: the parent of `src` without a trailing '/', `src`
 /// with one) is kept; an absolute one or one leading outside is replaced by its referent (a dir is
 /// scanned as a dir); a dangling one of those is skipped with a warning, as rsync skips it with
