@@ -393,7 +393,7 @@ proptest! {
                     // would create and leave it), after which the walk looks names up again and
                     // can meet a loop the kernel never reaches ("a -> b/../a", b missing).
                     let loop_after_cancel = ours.as_ref().is_err_and(|e| {
-                        e.kind() == std::io::ErrorKind::FilesystemLoop
+                        e.to_string().ends_with(&std::io::Error::from_raw_os_error(libc::ELOOP).to_string())
                             && items.iter().any(|(_, t)| t.as_ref().is_some_and(|t| t.contains("..")))
                     });
                     prop_assert!(ours.is_ok() || loop_after_cancel, "{}: {:?}", p, ours);
