@@ -100,7 +100,7 @@ fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
 fn check_one(root: &ImageRoot, path: &Path, node: &Node) -> Result<()> {
     let found = root
         .lstat(path)
-        .map_err(|e| write_error(&node.kind, path, e))?;
+        .map_err(|e| write_error(root, &node.kind, path, e))?;
     let Some(meta) = found else {
         return Ok(());
     };
@@ -121,7 +121,7 @@ fn check_one(root: &ImageRoot, path: &Path, node: &Node) -> Result<()> {
     match problem {
         Some(p) => {
             let e = std::io::Error::other(format!("{} {p}", path.display()));
-            Err(write_error(&node.kind, path, e))
+            Err(write_error(root, &node.kind, path, e))
         }
         None => Ok(()),
     }
@@ -139,7 +139,7 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
     for dir in dirs {
         let removed = root
             .remove_stale_temp_files(dir)
-            .map_err(|e| write_error(&NodeKind::Dir, dir, e))?;
+            .map_err(|e| write_error(root, &NodeKind::Dir, dir, e))?;
         if removed > 0 {
             tracing::info!(
                 "removed {removed} temporary files of an interrupted run in {}",
@@ -150,7 +150,8 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
     Ok(())
 }
 
-fn write_error(kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
+/// Names the image path, the image's root on the host (e.g. a read-only root), and the OS reason.
+fn write_error(root: &ImageRoot, kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
     let status = match kind {
         NodeKind::Dir | NodeKind::Special => Status::Dir,
         NodeKind::Link { .. } => Status::Link,
@@ -158,13 +159,17 @@ fn write_error(kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
     };
     Error::new(
         status,
-        format!("cannot create {} in the image: {e}", path.display()),
+        format!(
+            "cannot create {} in the image {}: {e}",
+            path.display(),
+            root.root().display()
+        ),
     )
 }
 
 fn mkdir(root: &ImageRoot, path: &Path) -> Result<()> {
     root.create_dir_all(path)
-        .map_err(|e| write_error(&NodeKind::Dir, path, e))
+        .map_err(|e| write_error(root, &NodeKind::Dir, path, e))
 }
 
 /// The scanned entry of a dir copy a node came from, if it came from one.
@@ -187,7 +192,7 @@ fn link(
     let source = tree_entry(plan, node);
     let outcome = root
         .make_symlink(target, path, source, opts)
-        .map_err(|e| write_error(&node.kind, path, e))?;
+        .map_err(|e| write_error(root, &node.kind, path, e))?;
     if let Outcome::Copied { .. } = outcome {
         tracing::info!("ln -s {} {}", target.display(), path.display());
     }
@@ -202,7 +207,7 @@ fn special(
     node: &Node,
     opts: &CopyOptions,
 ) -> Result<()> {
-    let fail = |e| write_error(&node.kind, path, e);
+    let fail = |e| write_error(root, &node.kind, path, e);
     let source = tree_entry(plan, node).ok_or_else(|| {
         fail(std::io::Error::other(
             "a special file that comes from no dir copy",
@@ -226,7 +231,12 @@ fn copy(
     let outcome = root.copy_file(src, path, opts).map_err(|e| {
         Error::new(
             Status::FileCopy,
-            format!("cannot copy {} to {}: {e}", src.display(), path.display()),
+            format!(
+                "cannot copy {} to {} in the image {}: {e}",
+                src.display(),
+                path.display(),
+                root.root().display()
+            ),
         )
     })?;
     match outcome {
@@ -265,7 +275,7 @@ fn set_dir_metadata(
             continue;
         };
         root.copy_dir_metadata(path, entry, opts)
-            .map_err(|err| write_error(&node.kind, path, err))?;
+            .map_err(|err| write_error(root, &node.kind, path, err))?;
     }
     Ok(())
 }
