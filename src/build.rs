@@ -64,16 +64,10 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
     let summary = if opts.dry_run {
         None
     } else {
-        // One run at a time per root: the lock lives in the root.
-        std::fs::create_dir_all(&opts.root).map_err(|e| {
-            Error::new(
-                Status::Dir,
-                format!("cannot create the root {}: {e}", opts.root.display()),
-            )
-        })?;
-        let _lock =
-            RootLock::acquire(&opts.root).map_err(|e| Error::new(Status::Dir, e.to_string()))?;
-        let root = ImageRoot::new(&opts.root);
+        let root = ImageRoot::open(&opts.root)
+            .map_err(|e| Error::new(Status::Dir, format!("cannot create the root: {e}")))?;
+        // One run at a time per root: the lock is on the root directory itself.
+        let _lock = RootLock::acquire(&root).map_err(|e| Error::new(Status::Dir, e.to_string()))?;
         let copy = CopyOptions {
             preserve_owner: is_root_user(),
         };

@@ -3,7 +3,6 @@
 //! only when a manifest is asked for.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -12,13 +11,13 @@ use serde::Serialize;
 use crate::error::{Error, Result, Status};
 use crate::fs::{ImagePath, ImageRoot};
 use crate::plan::image::{ImageMap, Node, NodeKind};
-use crate::plan::{Op, Plan, sha256_file};
+use crate::plan::{Op, Plan, sha256_reader};
 
 /// One path of the image.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Record {
     pub path: PathBuf,
-    /// "dir", "file" or "link".
+    /// "dir", "file", "link" or "special".
     pub kind: &'static str,
     /// The host file copied, or the link's target.
     pub source: Option<PathBuf>,
@@ -54,13 +53,17 @@ pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Reco
 }
 
 fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Result<Record> {
-    let host = root.host_path(path).map_err(|e| fail(path, e))?;
-    let meta = host.symlink_metadata().map_err(|e| fail(path, e))?;
+    let meta = root
+        .lstat(path)
+        .map_err(|e| fail(path, e))?
+        .ok_or_else(|| fail(path, std::io::ErrorKind::NotFound.into()))?;
     let (kind, source, sha256) = match node.map(|n| &n.kind) {
         None | Some(NodeKind::Dir) => ("dir", None, None),
         Some(NodeKind::Link { target }) => ("link", Some(target.clone()), None),
+        Some(NodeKind::Special) => ("special", None, None),
         Some(NodeKind::File { src }) => {
-            let h = sha256_file(&host).map_err(|e| fail(path, e))?;
+            let file = root.open_file(path).map_err(|e| fail(path, e))?;
+            let h = sha256_reader(file).map_err(|e| fail(path, e))?;
             ("file", Some(src.clone()), Some(h))
         }
     };
@@ -72,8 +75,8 @@ fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Re
             Some(n) => why(plan, n.op),
             None => "parent directory".to_string(),
         },
-        size: if kind == "file" { meta.len() } else { 0 },
-        mode: meta.mode() & 0o7777,
+        size: if kind == "file" { meta.size } else { 0 },
+        mode: meta.mode,
         sha256,
     })
 }

@@ -84,7 +84,10 @@ impl Arena {
                 Ok(_) => std::fs::remove_file(&p).unwrap(),
                 Err(_) => {}
             }
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            // A file where a parent should be (the previous run put it there): nothing to plant.
+            if std::fs::create_dir_all(p.parent().unwrap()).is_err() {
+                continue;
+            }
             let target = target.replace("@ABS", self.sentinel().to_str().unwrap());
             std::os::unix::fs::symlink(target, p).unwrap();
         }
@@ -475,4 +478,225 @@ fn a_symlink_planted_between_two_runs_is_not_followed_onto_the_host() {
     let (code, stderr) = arena.run(bom);
     assert!(DOCUMENTED.contains(&code), "{stderr}");
     assert_eq!(before, arena.outside(), "{stderr}");
+}
+
+// ---- Links made by the run itself (issue 9, defect 1) -------------------------------------------
+
+/// A bom whose first target creates links and whose later entries write under them: the writes
+/// land under the links' targets *inside* the image (or the run is refused before writing), never
+/// on the host.
+#[test]
+fn writes_under_a_link_made_in_the_same_run_stay_inside() {
+    let cases = [
+        // lib64 -> <host dir>, then a file copied into /lib64.
+        "targets: [{target: /, createlinks: [{src: @ABS, linkname: lib64}]}, {target: /lib64, copy: [{files: [../src/f]}]}]\n",
+        // rename: l/x under a link l made in the same run.
+        "targets: [{target: /, createlinks: [{src: @ABS, linkname: l}], copy: [{files: [{name: ../src/f, rename: l/x}]}]}]\n",
+        // a second link l/m under l.
+        "targets: [{target: /, createlinks: [{src: @ABS, linkname: l}, {src: /etc, linkname: l/m}]}]\n",
+        // a dir copy under l.
+        "targets: [{target: /, createlinks: [{src: @ABS, linkname: l}]}, {target: /l, copy: [{dirs: [../src/d]}]}]\n",
+    ];
+    for case in cases {
+        let arena = Arena::new();
+        let sentinel = arena.sentinel();
+        let bom = case.replace("@ABS", sentinel.to_str().unwrap());
+        let before = arena.outside();
+        let (code, stderr) = arena.run(&bom);
+        assert_eq!(
+            before,
+            arena.outside(),
+            "wrote outside the root\n{bom}\n{stderr}"
+        );
+        assert!(code == 0 || code == 253, "{code}\n{bom}\n{stderr}");
+        if code == 0 {
+            // What was written under the link is under its target inside the image.
+            let inside = arena.root().join(sentinel.strip_prefix("/").unwrap());
+            let names: Vec<_> = std::fs::read_dir(&inside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert!(
+                !names.is_empty(),
+                "{bom}: nothing under {}",
+                inside.display()
+            );
+        }
+    }
+}
+
+// ---- The writer itself, through the library, with openat2 and with the component walk ---------
+
+mod writer {
+    use super::*;
+    use copy_bom::apply::apply;
+    use copy_bom::fs::{CopyOptions, ImagePath, ImageRoot};
+    use copy_bom::plan::image::{ImageMap, Node, NodeKind, Origin};
+    use copy_bom::plan::{Op, Plan, PlannedOp};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    fn images(root: &Path) -> [ImageRoot; 2] {
+        [
+            ImageRoot::open(root).unwrap(),
+            ImageRoot::open(root).unwrap().force_component_walk(),
+        ]
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            boms: vec![PathBuf::from("bom.yaml")],
+            ops: vec![PlannedOp {
+                bom: 0,
+                at: Some("bom.yaml:1:1".into()),
+                op: Op::Mkdir {
+                    dest: ImagePath::root(),
+                },
+            }],
+            warnings: Vec::new(),
+        }
+    }
+
+    fn map(nodes: Vec<(String, NodeKind)>) -> ImageMap {
+        let mut map = ImageMap::default();
+        for (path, kind) in nodes {
+            map.nodes.insert(
+                ImagePath::parse(&path).unwrap(),
+                Node {
+                    kind,
+                    origin: Origin::Listed,
+                    op: 0,
+                    entry: None,
+                    requested: None,
+                },
+            );
+        }
+        map
+    }
+
+    fn write(root: &ImageRoot, nodes: Vec<(String, NodeKind)>) -> copy_bom::error::Result<()> {
+        apply(&plan(), &map(nodes), root, &CopyOptions::default(), &|| {}).map(drop)
+    }
+
+    fn link(target: &Path) -> NodeKind {
+        NodeKind::Link {
+            target: target.to_path_buf(),
+        }
+    }
+
+    /// The image path `host` has inside the image.
+    fn inside(arena: &Arena, host: &Path) -> PathBuf {
+        arena.root().join(host.strip_prefix("/").unwrap())
+    }
+
+    #[test]
+    fn a_link_node_to_a_host_dir_then_a_file_under_it() {
+        for i in 0..2 {
+            let arena = Arena::new();
+            let image = &images(&arena.root())[i];
+            let host = arena.sentinel();
+            let src = arena.ws().join("src/f");
+            let before = arena.outside();
+            write(
+                image,
+                vec![
+                    ("/lib64".into(), link(&host)),
+                    ("/lib64/x".into(), NodeKind::File { src: src.clone() }),
+                    ("/lib64/sub/y".into(), NodeKind::File { src }),
+                    ("/lib64/m".into(), link(Path::new("/etc"))),
+                ],
+            )
+            .unwrap();
+            assert_eq!(before, arena.outside(), "walk {i}: wrote on the host");
+            let at = inside(&arena, &host);
+            assert_eq!(std::fs::read_to_string(at.join("x")).unwrap(), "f");
+            assert_eq!(std::fs::read_to_string(at.join("sub/y")).unwrap(), "f");
+            assert_eq!(std::fs::read_link(at.join("m")).unwrap(), Path::new("/etc"));
+        }
+    }
+
+    #[test]
+    fn a_planted_link_then_a_file_and_a_link_under_it() {
+        for i in 0..2 {
+            let arena = Arena::new();
+            let host = arena.sentinel();
+            arena.plant(&[
+                ("l".into(), "@ABS".into()),
+                ("r".into(), "../../sentinel".into()),
+            ]);
+            let image = &images(&arena.root())[i];
+            let src = arena.ws().join("src/f");
+            let before = arena.outside();
+            write(
+                image,
+                vec![
+                    ("/l/x".into(), NodeKind::File { src: src.clone() }),
+                    ("/l/m".into(), link(Path::new("x"))),
+                    ("/r/s1".into(), NodeKind::File { src }),
+                ],
+            )
+            .unwrap();
+            assert_eq!(before, arena.outside(), "walk {i}: wrote on the host");
+            assert!(inside(&arena, &host).join("x").is_file());
+            assert!(inside(&arena, &host).join("m").is_symlink());
+            // `..` stops at the image root: r -> ../../sentinel is /sentinel in the image.
+            assert!(arena.root().join("sentinel/s1").is_file());
+        }
+    }
+
+    /// A thread keeps swapping a directory of the image for a link to a host directory (and back)
+    /// while files are written under it: whatever happens to the build, the host is unchanged.
+    #[test]
+    fn swapping_a_dir_for_a_host_link_during_a_build_never_writes_on_the_host() {
+        for i in 0..2 {
+            let arena = Arena::new();
+            let root = arena.root();
+            let image = &images(&root)[i];
+            let src = arena.ws().join("src/f");
+            let nodes: Vec<(String, NodeKind)> = (0..300)
+                .map(|n| {
+                    (
+                        format!("/d/sub{}/f{n}", n % 7),
+                        NodeKind::File { src: src.clone() },
+                    )
+                })
+                .collect();
+            let before = arena.outside();
+            let stop = AtomicBool::new(false);
+            let swaps = AtomicUsize::new(0);
+            let (mut ok, mut failed) = (0, 0);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let d = root.join("d");
+                    let parked = root.join("parked");
+                    while !stop.load(Ordering::Relaxed) {
+                        // d is a real dir: park it and put a link to the host in its place.
+                        if std::fs::rename(&d, &parked).is_ok() {
+                            std::os::unix::fs::symlink(arena.sentinel(), &d).ok();
+                            std::thread::yield_now();
+                            std::fs::remove_file(&d).ok();
+                            std::fs::rename(&parked, &d).ok();
+                            swaps.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+                for _ in 0..20 {
+                    match write(image, nodes.clone()) {
+                        Ok(()) => ok += 1,
+                        Err(_) => failed += 1,
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+            assert_eq!(before, arena.outside(), "walk {i}: wrote on the host");
+            let swaps = swaps.into_inner();
+            assert!(
+                swaps > 10,
+                "walk {i}: only {swaps} swaps ({ok} builds ok, {failed} failed)"
+            );
+            // The writes that went through the link landed in the image's own copy of the path.
+            eprintln!("walk {i}: {swaps} swaps, {ok} builds ok, {failed} failed");
+        }
+    }
 }

@@ -61,3 +61,70 @@ fn two_simultaneous_runs_into_one_root_give_the_clean_image() {
         assert!(temp_files(&image).is_empty(), "round {round}");
     }
 }
+
+/// The lock reserves no name in the image: a listed file renamed to the old lock file's name
+/// (`.copy_bom.lock`) is in the image after the run, and again after a second run.
+#[test]
+fn a_listed_file_named_like_the_old_lock_file_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    std::fs::create_dir_all(ws.join("inst")).unwrap();
+    std::fs::write(ws.join("payload"), "mine").unwrap();
+    std::fs::write(
+        ws.join("bom.yaml"),
+        "targets: [{target: /, copy: [{files: [{name: ../payload, rename: .copy_bom.lock}]}]}, \
+         {target: /etc, copy: [{files: [{name: ../payload, rename: .copy_bom.lock}]}]}]\n",
+    )
+    .unwrap();
+    for run in 0..2 {
+        let out = build(ws, "image").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run {run}: {stderr}");
+        for at in ["image/.copy_bom.lock", "image/etc/.copy_bom.lock"] {
+            let got = std::fs::read_to_string(ws.join("inst").join(at));
+            assert_eq!(got.ok().as_deref(), Some("mine"), "run {run}: {at}");
+        }
+        let names: Vec<_> = std::fs::read_dir(ws.join("inst/image"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, [".copy_bom.lock", "etc"], "run {run}");
+    }
+}
+
+/// While a run holds the root, another waits: the directory itself is locked (flock on the
+/// root's descriptor), so a run started meanwhile finishes after the holder releases it.
+#[test]
+fn a_run_waits_while_the_root_directory_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    std::fs::create_dir_all(ws.join("inst/image")).unwrap();
+    std::fs::write(ws.join("payload"), "x").unwrap();
+    std::fs::write(
+        ws.join("bom.yaml"),
+        "targets: [{target: /, copy: [{files: [../payload]}]}]\n",
+    )
+    .unwrap();
+    let image = copy_bom::fs::ImageRoot::open(&ws.join("inst/image")).unwrap();
+    let held = copy_bom::fs::RootLock::acquire(&image).unwrap();
+    let mut child = build(ws, "image").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "did not wait for the lock"
+    );
+    assert!(
+        !ws.join("inst/image/payload").exists(),
+        "wrote while locked"
+    );
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ws.join("inst/image/payload").is_file());
+}

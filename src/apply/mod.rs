@@ -1,17 +1,18 @@
 //! Writing the planned image: every check against the root's current state
-//! first, then directories, links, files (in parallel) and finally directory
-//! metadata. Every write goes through [`ImageRoot`], so it lands inside the
-//! root whatever links the root already holds.
+//! first, then directories, links and special files, files (in parallel) and
+//! finally directory metadata. Every write goes through [`ImageRoot`], whose
+//! directory descriptors keep it inside the root whatever links the root
+//! holds, already or created by this very run.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result, Status};
-use crate::fs::{self, CopyOptions, ImageRoot, Outcome};
+use crate::fs::{CopyOptions, ImageRoot, Outcome, TreeEntry};
 use crate::plan::image::{ImageMap, Node, NodeKind};
 use crate::plan::{Op, Plan};
 
@@ -43,9 +44,7 @@ pub fn apply(
     opts: &CopyOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Summary> {
-    check_existing(map, root)?;
     let mut summary = Summary::default();
-    mkdir(root, Path::new("/"))?;
     remove_stale_temps(map, root)?;
     for (path, node) in &map.nodes {
         if node.kind == NodeKind::Dir {
@@ -54,9 +53,13 @@ pub fn apply(
         }
     }
     for (path, node) in &map.nodes {
-        if let NodeKind::Link { target } = &node.kind {
-            link(root, path, target)?;
-            summary.links += 1;
+        match &node.kind {
+            NodeKind::Link { target } => {
+                link(plan, root, path, node, target, opts)?;
+                summary.links += 1;
+            }
+            NodeKind::Special => special(plan, root, path, node, opts)?,
+            _ => {}
         }
     }
     let counters = Counters::default();
@@ -81,47 +84,6 @@ pub fn apply(
     Ok(summary)
 }
 
-/// Refuses, before the first write, what would fail halfway: a link or file
-/// over an existing directory, a directory over an existing file.
-fn check_existing(map: &ImageMap, root: &ImageRoot) -> Result<()> {
-    // In parallel, but the error reported is the first in path order.
-    let nodes: Vec<_> = map.nodes.iter().collect();
-    let results: Vec<Result<()>> = nodes
-        .par_iter()
-        .map(|(path, node)| check_one(root, path, node))
-        .collect();
-    results.into_iter().collect()
-}
-
-fn check_one(root: &ImageRoot, path: &Path, node: &Node) -> Result<()> {
-    let host = root
-        .host_path(path)
-        .map_err(|e| write_error(&node.kind, path, e))?;
-    let Ok(meta) = host.symlink_metadata() else {
-        return Ok(());
-    };
-    // A link in the root is followed inside the image, never on the host.
-    let is_dir = meta.is_dir()
-        || (meta.file_type().is_symlink()
-            && root
-                .host_path_followed(path)
-                .is_ok_and(|h| h.symlink_metadata().map_or(true, |m| m.is_dir())));
-    let problem = match &node.kind {
-        NodeKind::Dir if !is_dir => Some("is a file in the root"),
-        NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
-            Some("is a directory in the root and cannot be replaced")
-        }
-        _ => None,
-    };
-    match problem {
-        Some(p) => {
-            let e = std::io::Error::other(format!("{} {p}", path.display()));
-            Err(write_error(&node.kind, path, e))
-        }
-        None => Ok(()),
-    }
-}
-
 /// A killed run leaves temporary files beside the files it was writing: a
 /// rerun (holding the root's lock) removes them from every directory it writes.
 fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
@@ -132,11 +94,9 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
         .filter_map(|(p, _)| p.as_path().parent())
         .collect();
     for dir in dirs {
-        let host = root
-            .host_path_followed(dir)
-            .map_err(|e| write_error(&NodeKind::Dir, dir, e))?;
-        let removed =
-            fs::remove_stale_temp_files(&host).map_err(|e| write_error(&NodeKind::Dir, dir, e))?;
+        let removed = root
+            .remove_stale_temp_files(dir)
+            .map_err(|e| write_error(root, &NodeKind::Dir, dir, e))?;
         if removed > 0 {
             tracing::info!(
                 "removed {removed} temporary files of an interrupted run in {}",
@@ -147,42 +107,71 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
     Ok(())
 }
 
-fn write_error(kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
+/// Names the image path, the image's root on the host (e.g. a read-only root), and the OS reason.
+fn write_error(root: &ImageRoot, kind: &NodeKind, path: &Path, e: std::io::Error) -> Error {
     let status = match kind {
-        NodeKind::Dir => Status::Dir,
+        NodeKind::Dir | NodeKind::Special => Status::Dir,
         NodeKind::Link { .. } => Status::Link,
         NodeKind::File { .. } => Status::FileCopy,
     };
     Error::new(
         status,
-        format!("cannot create {} in the image: {e}", path.display()),
+        format!(
+            "cannot create {} in the image {}: {e}",
+            path.display(),
+            root.root().display()
+        ),
     )
 }
 
-fn mkdir(root: &ImageRoot, path: &Path) -> Result<PathBuf> {
+fn mkdir(root: &ImageRoot, path: &Path) -> Result<()> {
     root.create_dir_all(path)
-        .map_err(|e| write_error(&NodeKind::Dir, path, e))
+        .map_err(|e| write_error(root, &NodeKind::Dir, path, e))
 }
 
-fn parent_dir(root: &ImageRoot, path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        mkdir(root, parent)?;
+/// The scanned entry of a dir copy a node came from, if it came from one.
+fn tree_entry<'a>(plan: &'a Plan, node: &Node) -> Option<&'a TreeEntry> {
+    let Some(Op::CopyDir { entries, .. }) = plan.ops.get(node.op).map(|p| &p.op) else {
+        return None;
+    };
+    entries.get(node.entry?)
+}
+
+fn link(
+    plan: &Plan,
+    root: &ImageRoot,
+    path: &Path,
+    node: &Node,
+    target: &Path,
+    opts: &CopyOptions,
+) -> Result<()> {
+    // A link copied from a dir keeps its mtime (and owner), like rsync -a.
+    let source = tree_entry(plan, node);
+    let outcome = root
+        .make_symlink(target, path, source, opts)
+        .map_err(|e| write_error(root, &node.kind, path, e))?;
+    if let Outcome::Copied { .. } = outcome {
+        tracing::info!("ln -s {} {}", target.display(), path.display());
     }
     Ok(())
 }
 
-fn link(root: &ImageRoot, path: &Path, target: &Path) -> Result<()> {
-    let kind = NodeKind::Link {
-        target: target.to_path_buf(),
-    };
-    parent_dir(root, path)?;
-    let host = root
-        .host_path(path)
-        .map_err(|e| write_error(&kind, path, e))?;
-    if let Outcome::Copied { .. } =
-        fs::make_symlink(target, &host).map_err(|e| write_error(&kind, path, e))?
-    {
-        tracing::info!("ln -s {} {}", target.display(), path.display());
+/// A FIFO, socket or device node of a dir copy, recreated like rsync -a does.
+fn special(
+    plan: &Plan,
+    root: &ImageRoot,
+    path: &Path,
+    node: &Node,
+    opts: &CopyOptions,
+) -> Result<()> {
+    let fail = |e| write_error(root, &node.kind, path, e);
+    let source = tree_entry(plan, node).ok_or_else(|| {
+        fail(std::io::Error::other(
+            "a special file that comes from no dir copy",
+        ))
+    })?;
+    if let Outcome::Copied { .. } = root.make_special(path, source, opts).map_err(fail)? {
+        tracing::info!("mknod {}", path.display());
     }
     Ok(())
 }
@@ -196,14 +185,15 @@ fn copy(
     opts: &CopyOptions,
     counters: &Counters,
 ) -> Result<()> {
-    parent_dir(root, path)?;
-    let host = root
-        .host_path(path)
-        .map_err(|e| write_error(&node.kind, path, e))?;
-    let outcome = fs::copy_file(src, &host, opts).map_err(|e| {
+    let outcome = root.copy_file(src, path, opts).map_err(|e| {
         Error::new(
             Status::FileCopy,
-            format!("cannot copy {} to {}: {e}", src.display(), path.display()),
+            format!(
+                "cannot copy {} to {} in the image {}: {e}",
+                src.display(),
+                path.display(),
+                root.root().display()
+            ),
         )
     })?;
     match outcome {
@@ -235,20 +225,14 @@ fn set_dir_metadata(
     opts: &CopyOptions,
 ) -> Result<()> {
     for (path, node) in map.nodes.iter().rev() {
-        let (NodeKind::Dir, Some(e)) = (&node.kind, node.entry) else {
+        if node.kind != NodeKind::Dir {
+            continue;
+        }
+        let Some(entry) = tree_entry(plan, node) else {
             continue;
         };
-        let Some(Op::CopyDir { entries, .. }) = plan.ops.get(node.op).map(|p| &p.op) else {
-            continue;
-        };
-        let Some(entry) = entries.get(e) else {
-            continue;
-        };
-        let host = root
-            .host_path(path)
-            .map_err(|err| write_error(&node.kind, path, err))?;
-        fs::copy_dir_metadata(entry, &host, opts)
-            .map_err(|err| write_error(&node.kind, path, err))?;
+        root.copy_dir_metadata(path, entry, opts)
+            .map_err(|err| write_error(root, &node.kind, path, err))?;
     }
     Ok(())
 }

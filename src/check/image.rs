@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::{DanglingLink, KnownHeaders};
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
-use crate::fs::ImageRoot;
+use crate::fs::resolve_in_root;
 
 /// Device and inode: two names of one file are one object to the loader.
 pub(super) type FileId = (u64, u64);
@@ -27,7 +27,8 @@ pub(super) struct Object {
 
 /// The image as `check` sees it.
 pub(super) struct Image {
-    pub root: ImageRoot,
+    /// The host directory holding the image.
+    pub root: PathBuf,
     /// Every ELF executable or shared object, sorted by path; hard links
     /// appear once per name.
     pub objects: Vec<Object>,
@@ -99,7 +100,7 @@ impl Image {
             by_id.entry(o.id).or_insert(i);
         }
         Image {
-            root: ImageRoot::new(root),
+            root: root.to_path_buf(),
             objects,
             links,
             by_id,
@@ -115,10 +116,8 @@ impl Image {
             return *known;
         }
         let id = self
-            .root
-            .host_path_followed(path)
-            .ok()
-            .and_then(|host| std::fs::metadata(host).ok())
+            .reached(path)
+            .and_then(|host| std::fs::symlink_metadata(host).ok())
             .filter(|m| m.is_file())
             .map(|m| (m.dev(), m.ino()));
         memo.insert(path.to_path_buf(), id);
@@ -140,9 +139,16 @@ impl Image {
 
     /// Whether an image path is a directory, links followed inside the image.
     pub fn is_dir(&self, path: &Path) -> bool {
-        self.root
-            .host_path_followed(path)
-            .is_ok_and(|host| host.is_dir())
+        self.reached(path)
+            .and_then(|host| std::fs::symlink_metadata(host).ok())
+            .is_some_and(|m| m.is_dir())
+    }
+
+    /// The host path of what an image path reaches, links followed inside
+    /// the image (with the one in-root walk); None when they loop.
+    fn reached(&self, path: &Path) -> Option<PathBuf> {
+        let at = resolve_in_root(&self.root, path, true).ok()?;
+        Some(self.root.join(at.strip_prefix("/").unwrap_or(&at)))
     }
 
     /// The links whose chain ends nowhere inside the image, or loops.
@@ -170,13 +176,17 @@ impl Image {
 }
 
 /// Follows `link` inside the image; Some when the chain ends nowhere or loops.
-fn dangling(image: &ImageRoot, link: &Path) -> Option<DanglingLink> {
-    let end = match image.host_path_followed(link) {
-        Ok(host) if host.symlink_metadata().is_ok() => return None,
-        Ok(host) => host
-            .strip_prefix(image.root())
-            .map(|rel| Path::new("/").join(rel))
-            .unwrap_or(host),
+fn dangling(root: &Path, link: &Path) -> Option<DanglingLink> {
+    let end = match resolve_in_root(root, link, true) {
+        Ok(at)
+            if root
+                .join(at.strip_prefix("/").unwrap_or(&at))
+                .symlink_metadata()
+                .is_ok() =>
+        {
+            return None;
+        }
+        Ok(at) => at,
         // A loop: report the link itself.
         Err(_) => link.to_path_buf(),
     };

@@ -57,7 +57,7 @@ fn role_of(elf: &ElfFile) -> Role {
 /// Judges every object of `image` and fills the report.
 pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckReport) {
     let resolver = Resolver::new(ResolverOptions {
-        sysroot: image.root.root().to_path_buf(),
+        sysroot: image.root.clone(),
         library_path: Vec::new(),
         use_cache: true,
         // At run time glibc reads only the cache, never ld.so.conf.

@@ -17,8 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-/// Linux's own limit on symlinks followed while resolving one path (MAXSYMLINKS).
-pub const MAX_LINK_HOPS: usize = 40;
+use super::rooted::MAX_LINK_HOPS;
 
 /// A path that climbs above the image's "/" with "..", or that holds a NUL byte: rejected before
 /// anything is written (SPEC B2).
@@ -257,11 +256,6 @@ pub fn lookup_on_disk(root: &Path, p: &ImagePath) -> io::Result<Lookup> {
     }
 }
 
-/// [`resolve_in_root_with`] on a directory on disk (a sysroot, an image being checked).
-pub fn resolve_in_root(root: &Path, p: &Path, follow_last: bool) -> io::Result<ImagePath> {
-    resolve_in_root_with(p, follow_last, |q| lookup_on_disk(root, q))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,8 +314,10 @@ mod tests {
         symlink("../../../../usr", root.join("usr/up")).unwrap();
         symlink("loop2", root.join("loop1")).unwrap();
         symlink("loop1", root.join("loop2")).unwrap();
-        let r =
-            |p: &str, follow| resolve_in_root(root, Path::new(p), follow).map(|p| p.to_string());
+        let r = |p: &str, follow| {
+            resolve_in_root_with(Path::new(p), follow, |q| lookup_on_disk(root, q))
+                .map(|p| p.to_string())
+        };
         assert_eq!(r("/lib/libc.so", true).unwrap(), "/usr/lib/libc.so");
         assert_eq!(r("/lib", false).unwrap(), "/lib");
         assert_eq!(r("/abs", true).unwrap(), "/usr/lib/libc.so");

@@ -3,33 +3,35 @@
 //! to the root, never onto the host). Files are copied atomically (temporary name, then rename) and
 //! incrementally (same size and mtime → left alone), like `rsync -a`, without running any program.
 //!
-//! Every `io::Error` returned here already names its path ("PATH: reason"), so it can be printed as is.
+//! Every `io::Error` returned here already names its path ("PATH: reason"), so it can be printed
+//! as is: image paths for what is in the image, host paths for sources.
 //!
-//! An applier uses it in this order: [`normalize_image_path`] each destination (rejecting escapes
-//! before any write), [`ImageRoot::host_path`] or [`ImageRoot::create_dir_all`] to find it on the
-//! host, then [`copy_file`] / [`make_symlink`]; after creating links call
-//! [`ImageRoot::forget_links`], since later paths may now resolve through them. A dir copy is
-//! [`scan_tree`], its entries written parents first, then [`copy_dir_metadata`] on each directory
-//! children first (writing a child changes its parent's mtime).
+//! A writer uses it in this order: [`ImagePath::parse`] each destination (rejecting escapes
+//! before any write), [`ImageRoot::open`] the root and take its [`RootLock`], then
+//! [`ImageRoot::create_dir_all`], [`ImageRoot::make_symlink`], [`ImageRoot::make_special`] and
+//! [`ImageRoot::copy_file`] with image paths (each creates its missing parents). A dir copy is
+//! [`scan_tree`], its entries written parents first, then [`ImageRoot::copy_dir_metadata`] on
+//! each directory children first (writing a child changes its parent's mtime). Readers (the
+//! validation, `check`) use [`ImageRoot::lstat`], [`ImageRoot::stat_followed`] and
+//! [`ImageRoot::resolve`], or [`rooted::resolve_in_root`] for a tree that is not being written.
 
 mod copy;
 mod excludes;
 mod image_path;
 pub mod lock;
 mod root;
+pub mod rooted;
+mod sys;
 mod tree;
 mod wildmatch;
 
-pub use copy::{
-    CopyOptions, Outcome, copy_dir_metadata, copy_file, make_symlink, remove_stale_temp_files,
-};
+pub use copy::{CopyOptions, Outcome};
 pub use excludes::Excludes;
-pub use image_path::{
-    EscapeError, ImagePath, Lookup, MAX_LINK_HOPS, lookup_on_disk, resolve_in_root,
-    resolve_in_root_with,
-};
+pub use image_path::{EscapeError, ImagePath, Lookup, lookup_on_disk, resolve_in_root_with};
 pub use lock::RootLock;
 pub use root::ImageRoot;
+pub use rooted::resolve_in_root;
+pub use sys::{FileKind, Stat};
 pub use tree::{EntryKind, TreeEntry, TreeScan, scan_tree};
 
 use std::io;

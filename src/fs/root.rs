@@ -1,164 +1,217 @@
-//! The image root: turns image paths into host paths, following the symlinks already inside the root
-//! the way the image would follow them (DESIGN invariant 1: nothing is ever written outside the root).
+//! The image root, held as a directory descriptor. Every path given here is an *image* path
+//! (absolute inside the image, already normalised: see [`super::normalize_image_path`]); it is
+//! resolved relative to the root's descriptor with the image's own view of its links (an absolute
+//! target starts at the root, ".." stops there), by the kernel with
+//! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, or by the component walk of
+//! [`super::rooted`] where the kernel lacks `openat2`. No path string is handed to the kernel for
+//! a write, and nothing about the tree is remembered between two calls, so a link created or
+//! swapped in at any moment (by this run or another process) can only ever lead back inside the
+//! root (DESIGN invariant 1).
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
-use std::fs;
+use std::ffi::CString;
+use std::fs::File;
 use std::io;
-use std::path::{Component, Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::path_error;
+use super::rooted::{self, OnMissing};
+use super::sys::{self, Stat};
+use super::{path_error, path_problem};
 
-/// Linux's own limit on symlinks followed while resolving one path (MAXSYMLINKS).
-const MAX_LINK_HOPS: usize = 40;
+/// How many times a resolution is retried when `openat2` reports that a concurrent rename made
+/// its result uncertain (`EAGAIN`), before the component walk takes over.
+const OPENAT2_RETRIES: usize = 8;
 
-/// A directory on the host that holds an image. Cheap to share between copying threads.
+/// A directory on the host that holds an image, opened once. Cheap to share between threads.
 #[derive(Debug)]
 pub struct ImageRoot {
     root: PathBuf,
-    /// Image directory → its resolved image directory (every component a real directory or missing).
-    /// Creating a directory does not change a resolution (a missing name resolves to itself); only
-    /// a new symlink does, hence `forget_links`.
-    resolved_dirs: Mutex<HashMap<PathBuf, Vec<OsString>>>,
-    /// Image directories this run created or found, so each is made once.
-    made_dirs: Mutex<HashSet<PathBuf>>,
+    fd: OwnedFd,
+    /// Whether to try `openat2` (false once the kernel said ENOSYS, or when a test forces the
+    /// component walk). A property of the kernel, not of the tree: nothing stale can hide here.
+    use_openat2: AtomicBool,
 }
 
 impl ImageRoot {
-    /// An image rooted at `root`, which need not exist yet.
-    pub fn new(root: &Path) -> ImageRoot {
-        ImageRoot {
-            root: root.to_path_buf(),
-            resolved_dirs: Mutex::new(HashMap::new()),
-            made_dirs: Mutex::new(HashSet::new()),
-        }
+    /// Opens the image at `root` for writing, creating the directory (and its parents) if it does
+    /// not exist yet. A link at `root` itself is followed: the root is what the user named.
+    pub fn open(root: &Path) -> io::Result<ImageRoot> {
+        std::fs::create_dir_all(root).map_err(|e| path_error(root, e))?;
+        Self::open_existing(root)
     }
 
-    /// The host directory that holds the image.
+    /// Opens the existing image at `root` (for reading it, as `check` and the validation do).
+    pub fn open_existing(root: &Path) -> io::Result<ImageRoot> {
+        let fd = rooted::open_root(root).map_err(|e| path_error(root, e))?;
+        Ok(ImageRoot {
+            root: root.to_path_buf(),
+            fd,
+            use_openat2: AtomicBool::new(true),
+        })
+    }
+
+    /// Never use `openat2`, only the component walk (what runs on kernels older than 5.6 or under
+    /// a seccomp filter that refuses the call). For tests of that walk.
+    pub fn force_component_walk(self) -> ImageRoot {
+        self.use_openat2.store(false, Ordering::Relaxed);
+        self
+    }
+
+    /// The host directory that holds the image, as given.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// The host path that the image path `p` names. Every existing symlink in the parent components
-    /// is followed as inside the image: an absolute target starts at the root, a relative one at the
-    /// link's directory, and ".." stops at the root. The last component is not followed, so callers
-    /// decide whether to replace or follow a link there. The result is always inside the root.
-    pub fn host_path(&self, p: &Path) -> io::Result<PathBuf> {
-        let mut components = image_components(p);
-        match components.pop() {
-            Some(Component::Normal(name)) => {
-                let parent: PathBuf = components.iter().collect();
-                let mut host = self.host_of(&self.resolved_dir(&parent)?);
-                host.push(name);
-                Ok(host)
-            }
-            // "/" itself, or a path ending in "." or "..": there is no last name to leave alone.
-            _ => Ok(self.host_of(&self.resolve(p)?)),
+    /// The descriptor of the root directory (`O_PATH`).
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The canonical image path of `p`: every link in it followed in image terms (the last one
+    /// only if `follow_last`), components from the first missing one on kept as they are. The
+    /// same rules as [`rooted::resolve_in_root`], which it shares its walk with.
+    pub fn resolve(&self, p: &Path, follow_last: bool) -> io::Result<PathBuf> {
+        let walked = rooted::walk(self.fd(), p, follow_last, OnMissing::Keep)
+            .map_err(|e| path_error(p, e))?;
+        Ok(rooted::image_path(&walked.names))
+    }
+
+    /// The metadata of `p` itself (a link at `p` is not followed; links in its parents are, in
+    /// image terms), or None when nothing is there.
+    pub fn lstat(&self, p: &Path) -> io::Result<Option<Stat>> {
+        let (dir, name) = match self.parent(p) {
+            Ok(found) => found,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(path_error(p, e)),
+        };
+        match sys::fstatat(dir.as_fd(), &name, libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(path_error(p, e)),
         }
     }
 
-    /// The host path of `p` with every component followed inside the image,
-    /// the last one included (what opening `p` in the image would reach).
-    pub fn host_path_followed(&self, p: &Path) -> io::Result<PathBuf> {
-        Ok(self.host_of(&self.resolved_dir(p)?))
-    }
-
-    /// `mkdir -p` inside the image, following existing in-root links in every component, the last
-    /// one included. A dangling link creates its target inside the root. Returns the host path.
-    pub fn create_dir_all(&self, p: &Path) -> io::Result<PathBuf> {
-        let host = self.host_of(&self.resolved_dir(p)?);
-        if lock(&self.made_dirs).contains(p) {
-            return Ok(host);
+    /// The metadata of what opening `p` in the image reaches (every link followed in image terms,
+    /// the last one included), or None when that does not exist. A loop is an error (`ELOOP`).
+    pub fn stat_followed(&self, p: &Path) -> io::Result<Option<Stat>> {
+        match self.open_path(p, true, false) {
+            Ok(fd) => sys::fstat(fd.as_fd())
+                .map(Some)
+                .map_err(|e| path_error(p, e)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(path_error(p, e)),
         }
-        fs::create_dir_all(&host).map_err(|err| path_error(&host, err))?;
-        lock(&self.made_dirs).insert(p.to_path_buf());
-        Ok(host)
     }
 
-    /// Forget the memoised directory resolutions: call after creating or replacing a symlink in the
-    /// image, since any directory path through it may now resolve elsewhere.
-    pub fn forget_links(&self) {
-        self.memo().clear();
-        lock(&self.made_dirs).clear();
-    }
-
-    fn memo(&self) -> MutexGuard<'_, HashMap<PathBuf, Vec<OsString>>> {
-        lock(&self.resolved_dirs)
-    }
-
-    fn resolved_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        if let Some(found) = self.memo().get(dir) {
-            return Ok(found.clone());
+    /// Opens the regular file `p` for reading (a link at `p` is refused, not followed), e.g. to
+    /// hash what was written.
+    pub fn open_file(&self, p: &Path) -> io::Result<File> {
+        let (dir, name) = self.parent(p).map_err(|e| path_error(p, e))?;
+        let fd = sys::openat(
+            dir.as_fd(),
+            &name,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        )
+        .map_err(|e| path_error(p, e))?;
+        let file = File::from(fd);
+        if !file.metadata().map_err(|e| path_error(p, e))?.is_file() {
+            return Err(path_problem(
+                p,
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
         }
-        let resolved = self.resolve(dir)?;
-        self.memo().insert(dir.to_path_buf(), resolved.clone());
-        Ok(resolved)
+        Ok(file)
     }
 
-    fn host_of(&self, resolved: &[OsString]) -> PathBuf {
-        let mut host = self.root.clone();
-        host.extend(resolved);
-        host
+    /// `mkdir -p` inside the image, following existing links in every component (the last one
+    /// included) in image terms; a dangling link gets its target created inside the root.
+    pub fn create_dir_all(&self, p: &Path) -> io::Result<()> {
+        self.dir_for_write(p).map(drop)
     }
 
-    /// Resolve every component of `p` (the last included) to real or missing directories, as the
-    /// kernel would inside a chroot at the root. Only names are ever pushed, never "..", so the
-    /// result cannot leave the root.
-    fn resolve(&self, p: &Path) -> io::Result<Vec<OsString>> {
-        let mut resolved: Vec<OsString> = Vec::new();
-        // Components still to walk, in reverse so the next one is at the end.
-        let mut pending: Vec<OsString> = components_reversed(p);
-        let mut hops = 0;
-        while let Some(part) = pending.pop() {
-            match part.to_str() {
-                Some("" | ".") => continue,
-                Some("..") => {
-                    resolved.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            let host = self.host_of(&resolved).join(&part);
-            match fs::symlink_metadata(&host) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    hops += 1;
-                    if hops > MAX_LINK_HOPS {
-                        let loop_err = io::Error::from_raw_os_error(libc::ELOOP);
-                        return Err(path_error(&host, loop_err));
+    /// A descriptor of the directory `p`, created (with its parents) if missing.
+    pub(crate) fn dir_for_write(&self, p: &Path) -> io::Result<OwnedFd> {
+        let found = match self.open_path(p, true, true) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                rooted::walk(self.fd(), p, true, OnMissing::Create).and_then(|w| {
+                    match (w.fd, w.kind) {
+                        (Some(fd), Some(sys::FileKind::Dir)) => Ok(fd),
+                        _ => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
                     }
-                    let target = fs::read_link(&host).map_err(|err| path_error(&host, err))?;
-                    if target.is_absolute() {
-                        resolved.clear();
+                })
+            }
+            other => other,
+        };
+        found.map_err(|e| path_error(p, e))
+    }
+
+    /// The directory that will hold `p` (created if missing) and `p`'s last name ("." for "/").
+    pub(crate) fn parent_for_write(&self, p: &Path) -> io::Result<(OwnedFd, CString)> {
+        let (parent, name) = split(p)?;
+        Ok((self.dir_for_write(parent)?, name))
+    }
+
+    /// The existing directory that holds `p`, and `p`'s last name. Errors are bare (no path).
+    pub(crate) fn parent(&self, p: &Path) -> io::Result<(OwnedFd, CString)> {
+        let (parent, name) = split(p)?;
+        Ok((self.open_path(parent, true, true)?, name))
+    }
+
+    /// An `O_PATH` descriptor of `p` in the image (bare errors, `ENOENT` when missing).
+    pub(crate) fn open_path(&self, p: &Path, follow_last: bool, dir: bool) -> io::Result<OwnedFd> {
+        let mut flags = libc::O_PATH;
+        if dir {
+            flags |= libc::O_DIRECTORY;
+        }
+        if !follow_last {
+            flags |= libc::O_NOFOLLOW;
+        }
+        if self.use_openat2.load(Ordering::Relaxed) {
+            let rel = relative(p)?;
+            for _ in 0..OPENAT2_RETRIES {
+                match sys::openat2_in_root(self.fd(), &rel, flags) {
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                        self.use_openat2.store(false, Ordering::Relaxed);
+                        break;
                     }
-                    pending.extend(components_reversed(&target));
+                    // A seccomp filter may answer EPERM for a call it does not know.
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => break,
+                    other => return other,
                 }
-                Ok(_) => resolved.push(part),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => resolved.push(part),
-                Err(err) => return Err(path_error(&host, err)),
             }
         }
-        Ok(resolved)
+        let walked = rooted::walk(self.fd(), p, follow_last, OnMissing::Fail)?;
+        match (walked.fd, walked.kind) {
+            (Some(fd), Some(kind)) if !dir || kind == sys::FileKind::Dir => Ok(fd),
+            (Some(_), _) => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+            (None, _) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        }
     }
 }
 
-/// The components of an image path below its "/" (a relative path is taken from the root).
-/// A panic elsewhere while holding a lock leaves these maps still consistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// `p` relative to the image's "/" ("." for the root itself), for `openat2`.
+fn relative(p: &Path) -> io::Result<CString> {
+    let rel = p.strip_prefix("/").unwrap_or(p);
+    if rel.as_os_str().is_empty() {
+        return Ok(CString::from(c"."));
+    }
+    sys::cstr(rel.as_os_str())
 }
 
-fn image_components(p: &Path) -> Vec<Component<'_>> {
-    p.components()
-        .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
-        .collect()
-}
-
-fn components_reversed(p: &Path) -> Vec<OsString> {
-    let mut parts: Vec<OsString> = image_components(p)
-        .into_iter()
-        .map(|c| c.as_os_str().to_os_string())
-        .collect();
-    parts.reverse();
-    parts
+/// The parent of the image path `p` and its last name ("/" is "." in "/").
+fn split(p: &Path) -> io::Result<(&Path, CString)> {
+    match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, sys::cstr(name)?)),
+        _ if p.as_os_str().is_empty() || p == Path::new("/") => {
+            Ok((Path::new("/"), CString::from(c".")))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a normalised image path",
+        )),
+    }
 }

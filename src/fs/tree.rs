@@ -1,10 +1,20 @@
 //! Scanning the source of a dir copy as `rsync -a --copy-unsafe-links` would transfer it: relative
-//! links that stay inside the copied tree are kept, every other link is replaced by what it points to.
+//! links that stay inside the transfer are kept, every other link is replaced by what it points to;
+//! FIFOs and sockets are recreated, device nodes too when running as root.
+//!
+//! rsync judges a link "unsafe" lexically, from where the link sits in the *transfer*: its depth
+//! below the transfer root, then each component of its target (a name goes down one level, ".."
+//! up one, "." nothing); the link is unsafe when the target is absolute, empty, or climbs above
+//! the transfer root at any point. The transfer root is the directory the source's name is taken
+//! from: for `dirs: [a/d]` (no trailing slash) it is `a`, so `d/x -> ../sib` (depth 1, then up to
+//! 0, then down) is kept, a link to a sibling of the copied dir that dangles in the image unless
+//! the sibling is copied too; for `dirs: [a/d/]` it is `d` itself, and the same link is unsafe and
+//! replaced by its referent. Checked against rsync 3 in tests/fs_rsync.rs.
 
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -24,6 +34,11 @@ pub enum EntryKind {
     /// A link kept as a link, its target verbatim.
     Symlink {
         target: PathBuf,
+    },
+    /// A FIFO, socket or device node (the type is in [`TreeEntry::mode`]), recreated with
+    /// `mknod`; `rdev` is the device number of a device node.
+    Special {
+        rdev: u64,
     },
 }
 
@@ -63,11 +78,14 @@ struct Visit {
 /// relative to the destination directory, which keeps its own metadata; otherwise they start with
 /// `src`'s own name ("a/lib" gives "lib", then "lib/…"), as rsync names them.
 ///
-/// The copied tree is `src` itself (a link at `src` is followed). A relative link whose target stays
-/// inside it is kept; an absolute one or one leading outside is replaced by its referent (a dir is
-/// scanned as a dir); a dangling one of those is skipped with a warning. rsync judges "inside" from
-/// the transfer root, the parent of `src` without a trailing '/', and so can keep a link that dangles
-/// in the image; we judge from `src`, so every kept link points into the copy.
+/// The copied tree is `src` itself: a link at `src` is followed. (rsync differs here: without a
+/// trailing slash it transfers a relative link at `src`, such as `alias -> real`, as that link,
+/// which then dangles in the image; an absolute one it follows, as we do.) A relative link that stays inside
+/// the transfer (see the module documentation: the parent of `src` without a trailing '/', `src`
+/// with one) is kept; an absolute one or one leading outside is replaced by its referent (a dir is
+/// scanned as a dir); a dangling one of those is skipped with a warning, as rsync skips it with
+/// "symlink has no referent". Device nodes are skipped with a warning unless the process runs as
+/// root (rsync: "skipping non-regular file"); FIFOs and sockets are kept either way, as rsync does.
 ///
 /// `excludes` see the same relative paths as in rsync ("lib/…" for "a/lib", so "/lib/x" is anchored
 /// and "lib" alone excludes the whole copy); an excluded directory is not descended into. The order
@@ -83,7 +101,7 @@ pub fn scan_tree(src: &Path, contents_only: bool, excludes: &Excludes) -> io::Re
     }
     let mut scanner = Scanner {
         excludes,
-        top_depth: 0,
+        devices: is_root_user(),
         scan: TreeScan::default(),
         stack: Vec::new(),
     };
@@ -92,7 +110,6 @@ pub fn scan_tree(src: &Path, contents_only: bool, excludes: &Excludes) -> io::Re
         _ => PathBuf::new(),
     };
     if !top_rel.as_os_str().is_empty() {
-        scanner.top_depth = 1;
         if excludes.is_excluded(&top_rel, true) {
             return Ok(scanner.scan);
         }
@@ -108,8 +125,8 @@ pub fn scan_tree(src: &Path, contents_only: bool, excludes: &Excludes) -> io::Re
 
 struct Scanner<'a> {
     excludes: &'a Excludes,
-    /// How many leading components of `rel` name the copied tree itself (1 for "lib/…", else 0).
-    top_depth: usize,
+    /// Whether device nodes can be recreated (only root may `mknod` them).
+    devices: bool,
     scan: TreeScan,
     /// Visits still to do, the next one last.
     stack: Vec<Visit>,
@@ -121,11 +138,8 @@ impl Scanner<'_> {
         let lmeta = fs::symlink_metadata(host).map_err(|err| path_error(host, err))?;
         let (kind, meta) = if lmeta.file_type().is_symlink() {
             let target = fs::read_link(host).map_err(|err| path_error(host, err))?;
-            let depth = visit
-                .rel
-                .components()
-                .count()
-                .saturating_sub(self.top_depth + 1);
+            // `rel` is the path below the transfer root, the link's own name last.
+            let depth = visit.rel.components().count().saturating_sub(1);
             if stays_inside(&target, depth) {
                 (EntryKind::Symlink { target }, lmeta)
             } else {
@@ -155,10 +169,11 @@ impl Scanner<'_> {
         if self.excludes.is_excluded(&visit.rel, is_dir) {
             return Ok(());
         }
-        if !is_dir && !meta.is_file() && !matches!(kind, EntryKind::Symlink { .. }) {
+        let is_device = meta.file_type().is_char_device() || meta.file_type().is_block_device();
+        if is_device && !self.devices {
             self.warn(
                 &visit.host,
-                "not a regular file, directory or symlink, skipped",
+                "a device node, skipped (only root can create one, as with rsync)",
             );
             return Ok(());
         }
@@ -215,6 +230,8 @@ impl Scanner<'_> {
 fn referent_kind(host: &Path, meta: &Metadata, via_link: bool) -> io::Result<EntryKind> {
     if meta.is_dir() {
         Ok(EntryKind::Dir)
+    } else if !meta.is_file() {
+        Ok(EntryKind::Special { rdev: meta.rdev() })
     } else if via_link {
         let src = fs::canonicalize(host).map_err(|err| path_error(host, err))?;
         Ok(EntryKind::File { src })
@@ -249,6 +266,12 @@ fn stays_inside(target: &Path, depth: usize) -> bool {
         }
     }
     !target.as_os_str().is_empty()
+}
+
+/// rsync recreates device nodes only when it runs as root (`am_root`); so do we.
+fn is_root_user() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn dir_id(meta: &Metadata) -> DirId {

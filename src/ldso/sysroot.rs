@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::fs::{Lookup, lookup_on_disk, resolve_in_root};
+use crate::fs::resolve_in_root;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Sysroot {
@@ -55,10 +55,8 @@ impl Sysroot {
             return fs::canonicalize(inside).ok();
         }
         let found = resolve_in_root(&self.root, &inside, true).ok()?;
-        match lookup_on_disk(&self.root, &found) {
-            Ok(Lookup::Present) => Some(found.to_path_buf()),
-            _ => None,
-        }
+        let host = self.root.join(found.strip_prefix("/").unwrap_or(&found));
+        host.symlink_metadata().is_ok().then_some(found)
     }
 
     /// The host path to open for an inside path, symlinks resolved inside

@@ -23,8 +23,14 @@ use crate::fs::{EntryKind, ImagePath, Lookup, lookup_on_disk, resolve_in_root_wi
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
     Dir,
-    File { src: PathBuf },
-    Link { target: PathBuf },
+    File {
+        src: PathBuf,
+    },
+    Link {
+        target: PathBuf,
+    },
+    /// A FIFO, socket or device node of a dir copy (its type and metadata are in the entry).
+    Special,
 }
 
 /// Who put a node there. The order is the precedence: a later variant beats an earlier one.
@@ -255,7 +261,7 @@ impl ImageMap {
             let mut up = path.parent();
             while let Some(parent) = up {
                 if let Some(p) = self.nodes.get(&parent) {
-                    if matches!(p.kind, NodeKind::File { .. }) {
+                    if matches!(p.kind, NodeKind::File { .. } | NodeKind::Special) {
                         found.push(Conflict {
                             path: parent.clone(),
                             first: p.op,
@@ -301,6 +307,7 @@ fn pending_nodes(plan: &Plan) -> Vec<Pending> {
                         EntryKind::Symlink { target } => NodeKind::Link {
                             target: target.clone(),
                         },
+                        EntryKind::Special { .. } => NodeKind::Special,
                     };
                     // Scanned names never hold "..", so joining cannot fail.
                     if let Ok(at) = dest.join(&entry.rel) {

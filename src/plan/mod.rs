@@ -417,8 +417,11 @@ fn check_hash(src: &Path, expected: &Located<String>) -> Result<()> {
 
 /// SHA-256 of a file's bytes as lower-case hex, read in blocks.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
+    sha256_reader(std::fs::File::open(path)?)
+}
+
+/// SHA-256 of everything `f` reads, as lower-case hex.
+pub fn sha256_reader(mut f: impl std::io::Read) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

@@ -36,7 +36,7 @@ pub fn inside_sysroot(sysroot: &Path, host: &Path) -> PathBuf {
         return host.to_path_buf();
     };
     match resolve_in_root(sysroot, rel, true) {
-        Ok(resolved) => resolved.on_host(sysroot),
+        Ok(resolved) => sysroot.join(resolved.strip_prefix("/").unwrap_or(&resolved)),
         Err(_) => host.to_path_buf(),
     }
 }

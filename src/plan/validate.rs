@@ -56,7 +56,7 @@ fn root_problem(plan: &Plan, root: &Path, path: &ImagePath, node: &Node) -> Opti
             NodeKind::Dir if !meta.is_dir() => {
                 "is a file in the root, where a directory is planned"
             }
-            NodeKind::Link { .. } | NodeKind::File { .. } if meta.is_dir() => {
+            NodeKind::Link { .. } | NodeKind::File { .. } | NodeKind::Special if meta.is_dir() => {
                 "is a directory in the root and cannot be replaced"
             }
             _ => return None,
@@ -84,7 +84,7 @@ fn status_of(kind: &NodeKind) -> Status {
     match kind {
         NodeKind::Dir => Status::Dir,
         NodeKind::Link { .. } => Status::Link,
-        NodeKind::File { .. } => Status::FileCopy,
+        NodeKind::File { .. } | NodeKind::Special => Status::FileCopy,
     }
 }
 
