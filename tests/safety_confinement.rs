@@ -681,7 +681,13 @@ mod writer {
                         }
                     }
                 });
-                for _ in 0..20 {
+                // At least 20 builds, and more until the swapper has really raced them (a loaded
+                // machine may starve it), within a bound.
+                let started = std::time::Instant::now();
+                while ok + failed < 20
+                    || (swaps.load(Ordering::Relaxed) <= 10
+                        && started.elapsed() < std::time::Duration::from_secs(120))
+                {
                     match write(image, nodes.clone()) {
                         Ok(()) => ok += 1,
                         Err(_) => failed += 1,
