@@ -13,8 +13,7 @@ use super::loader::{LoaderFacts, loader_facts};
 use super::search::Search;
 use super::sysroot::Sysroot;
 use super::{
-    Cpu, FileId, Flavor, LoaderSpec, Resolution, ResolverOptions, conf, default_interp, file_id,
-    machine,
+    Cpu, FileId, Flavor, LoaderSpec, Resolution, ResolverOptions, conf, default_interp, machine,
 };
 use crate::elf::{self, Class, ElfFile, Endian};
 use crate::error::{Error, Result, Status};
@@ -148,22 +147,31 @@ impl Resolver {
 
     /// The parsed ELF file at a host path, parsed once per file identity, or
     /// why it is not one (in glibc's words where glibc has words for it).
-    fn elf_at(&self, host: &Path, len: u64) -> std::result::Result<Loaded, String> {
-        let id = file_id(host).ok_or_else(|| "cannot read file data".to_string())?;
+    /// The ELF object of the regular file `host` (whose metadata the caller
+    /// has), parsed once per identity. None when it cannot be opened: the
+    /// loader's open fails and it searches on.
+    fn elf_at(
+        &self,
+        host: &Path,
+        meta: &fs::Metadata,
+    ) -> Option<std::result::Result<Loaded, String>> {
+        use std::os::unix::fs::MetadataExt;
+        let id = (meta.dev(), meta.ino());
         if let Some(cached) = lock(&self.elves).get(&id) {
-            return cached.clone().map(|e| (id, e));
+            return Some(cached.clone().map(|e| (id, e)));
         }
-        let parsed = if len < MIN_ELF {
+        let parsed = if meta.len() < MIN_ELF {
             Err("file too short".to_string())
         } else {
             match elf::read_file(host) {
                 Ok(Some(e)) => Ok(Arc::new(e)),
                 Ok(None) => Err("invalid ELF header".to_string()),
+                Err(elf::ElfError::Io { .. }) => return None,
                 Err(e) => Err(e.to_string()),
             }
         };
         lock(&self.elves).insert(id, parsed.clone());
-        parsed.map(|e| (id, e))
+        Some(parsed.map(|e| (id, e)))
     }
 
     /// What the loader finds at an inside candidate path, memoized per path.
@@ -172,18 +180,20 @@ impl Resolver {
         if let Some(known) = lock(&self.candidates).get(path) {
             return known.clone();
         }
-        let host = self.sysroot.open_path(Path::new(path));
+        // One stat and one open per candidate: this runs for every directory
+        // of every search.
+        let host = self.sysroot.candidate_path(Path::new(path));
         let found = match host.as_deref().map(|h| (h, fs::metadata(h))) {
             None | Some((_, Err(_))) => Probe::Absent,
             Some((_, Ok(m))) if m.is_dir() => {
                 Probe::Bad("cannot read file data: Is a directory".into())
             }
             Some((_, Ok(m))) if !m.is_file() => Probe::Bad("not a regular file".into()),
-            // Unreadable: the loader's open fails and it searches on.
-            Some((h, Ok(_))) if fs::File::open(h).is_err() => Probe::Absent,
-            Some((h, Ok(m))) => match self.elf_at(h, m.len()) {
-                Ok(loaded) => Probe::Elf(loaded),
-                Err(why) => Probe::Bad(why),
+            Some((h, Ok(m))) => match self.elf_at(h, &m) {
+                // Unreadable: the loader's open fails and it searches on.
+                None => Probe::Absent,
+                Some(Ok(loaded)) => Probe::Elf(loaded),
+                Some(Err(why)) => Probe::Bad(why),
             },
         };
         lock(&self.candidates).insert(path.to_string(), found.clone());

@@ -59,6 +59,17 @@ impl Sysroot {
         host.symlink_metadata().is_ok().then_some(found)
     }
 
+    /// The host path to try for an inside path that may not exist: on the
+    /// host the path itself (the caller's stat says whether it exists), in a
+    /// sysroot its links resolved inside the sysroot (None when it does not
+    /// exist there).
+    pub(crate) fn candidate_path(&self, inside: &Path) -> Option<PathBuf> {
+        if self.is_host {
+            return Some(self.absolute(inside));
+        }
+        self.open_path(inside)
+    }
+
     /// The host path to open for an inside path, symlinks resolved inside
     /// the sysroot; None when it does not exist.
     pub(crate) fn open_path(&self, inside: &Path) -> Option<PathBuf> {
