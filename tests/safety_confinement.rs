@@ -669,6 +669,11 @@ mod writer {
                     let d = root.join("d");
                     let parked = root.join("parked");
                     while !stop.load(Ordering::Relaxed) {
+                        // A build may recreate d between the link's removal and the rename
+                        // back: the parked copy is then stale, and would block every later swap.
+                        if parked.symlink_metadata().is_ok() {
+                            std::fs::remove_dir_all(&parked).ok();
+                        }
                         // d is a real dir: park it and put a link to the host in its place.
                         if std::fs::rename(&d, &parked).is_ok() {
                             std::os::unix::fs::symlink(arena.sentinel(), &d).ok();

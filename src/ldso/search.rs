@@ -297,7 +297,8 @@ impl<'r> Search<'r> {
 
     /// The host path to read for an inside path ([`Dep::host`]).
     fn host(&self, path: &str) -> Option<PathBuf> {
-        self.r.sysroot.open_path(Path::new(path))
+        // Only asked for paths the search found: no need to stat them again.
+        self.r.sysroot.candidate_path(Path::new(path))
     }
 
     /// For `D/glibc-hwcaps/X/lib`, the baseline `D/lib` when it exists.
