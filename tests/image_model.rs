@@ -206,9 +206,8 @@ fn origin_fixture(ws: &Ws) -> PathBuf {
     app
 }
 
-// Defect 10: `$ORIGIN` libraries land at their host path.
-#[test]
-fn origin_libraries_go_where_origin_points_from_the_destination() {
+/// The origin fixture's program listed into `/bin`, built.
+fn origin_image() -> Ws {
     let ws = Ws::new();
     origin_fixture(&ws);
     ws.write(
@@ -216,6 +215,13 @@ fn origin_libraries_go_where_origin_points_from_the_destination() {
         "targets:\n  - target: /bin\n    copy: [{files: [../x/bin/app]}]\n",
     );
     ws.run("app.yaml", &[]).success();
+    ws
+}
+
+// Defect 10: `$ORIGIN` libraries land at their host path.
+#[test]
+fn origin_libraries_go_where_origin_points_from_the_destination() {
+    let ws = origin_image();
     assert!(ws.root().join("lib/libfoo.so").is_file());
     assert!(
         !in_image(&ws, &ws.path().join("x/lib/libfoo.so")).exists(),
@@ -226,13 +232,7 @@ fn origin_libraries_go_where_origin_points_from_the_destination() {
 #[test]
 #[ignore = "needs root"]
 fn origin_libraries_image_runs_in_a_chroot() {
-    let ws = Ws::new();
-    origin_fixture(&ws);
-    ws.write(
-        "app.yaml",
-        "targets:\n  - target: /bin\n    copy: [{files: [../x/bin/app]}]\n",
-    );
-    ws.run("app.yaml", &[]).success();
+    let ws = origin_image();
     let out = chroot_run(&ws.root(), "/bin/app");
     assert!(out.status.success(), "{out:?}");
 }
