@@ -1,18 +1,16 @@
 //! The main job: boms → plan → libraries → validation → image. Every check
 //! runs before the first write, so bad input leaves the root untouched.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::apply::{self, Summary};
 use crate::bom;
 use crate::check::{self, CheckReport, KnownHeaders};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing};
-use crate::elf::ElfFile;
 use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
 use crate::manifest;
-use crate::plan::image::{ImageMap, NodeKind};
+use crate::plan::image::ImageMap;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::report;
 
@@ -76,8 +74,7 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
             manifest::write(path, &manifest::records(&plan, &map, &root)?)?;
         }
         if opts.check {
-            let known = known_headers(&map, &headers);
-            let report = check::check_image(&opts.root, &config, &known)?;
+            let report = check::check_image(&opts.root, &config, &headers)?;
             final_check_verdict(&report, opts.strict, &mut warnings)?;
             check = Some(report);
         }
@@ -148,19 +145,8 @@ struct Planned {
     warnings: Vec<Warning>,
     missing: Vec<Missing>,
     config: LoaderConfig,
-    /// ELF headers of the sources, by source path.
-    headers: HashMap<PathBuf, Option<ElfFile>>,
-}
-
-/// The headers of the files just copied, by image path.
-fn known_headers(map: &ImageMap, headers: &HashMap<PathBuf, Option<ElfFile>>) -> KnownHeaders {
-    map.nodes
-        .iter()
-        .filter_map(|(dest, node)| match &node.kind {
-            NodeKind::File { src } => headers.get(src).map(|h| (dest.to_path_buf(), h.clone())),
-            _ => None,
-        })
-        .collect()
+    /// ELF headers of the analysed files, by image path.
+    headers: KnownHeaders,
 }
 
 fn plan_image(opts: &BuildOptions) -> Result<Planned> {

@@ -2,6 +2,7 @@
 //! directory, never searched. Alone in its test binary because it changes
 //! the process's current directory.
 
+#[path = "suite/ldso_support.rs"]
 mod ldso_support;
 
 use copy_bom::ldso::{Resolver, ResolverOptions, Via};

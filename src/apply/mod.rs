@@ -1,10 +1,12 @@
-//! Writing the planned image: every check against the root's current state
-//! first, then directories, links and special files, files (in parallel) and
-//! finally directory metadata. Every write goes through [`ImageRoot`], whose
-//! directory descriptors keep it inside the root whatever links the root
-//! holds, already or created by this very run.
+//! Writing the planned image, once `plan::validate` has passed it: stale
+//! temporary files of an interrupted run removed, then directories, links and
+//! special files, files (in parallel, a directory at a time) and finally
+//! directory metadata. Every write goes through [`ImageRoot`], whose directory
+//! descriptors keep it inside the root whatever links the root holds, already
+//! or created by this very run.
 
-use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,7 +14,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result, Status};
-use crate::fs::{CopyOptions, ImageRoot, Outcome, TreeEntry};
+use crate::fs::{CopyOptions, ImageDir, ImageRoot, Outcome, Scanned, TreeEntry};
 use crate::plan::image::{ImageMap, Node, NodeKind};
 use crate::plan::{Op, Plan};
 
@@ -63,7 +65,7 @@ pub fn apply(
         }
     }
     let counters = Counters::default();
-    let files: Vec<_> = map
+    let mut files: Vec<_> = map
         .nodes
         .iter()
         .filter_map(|(p, n)| match &n.kind {
@@ -71,9 +73,23 @@ pub fn apply(
             _ => None,
         })
         .collect();
-    files.par_iter().try_for_each(|(path, node, src)| {
-        copy(plan, root, path, node, src, opts, &counters)?;
-        progress();
+    // The files of one directory are written by one thread through one descriptor of it: two
+    // threads creating and renaming in one directory mostly wait for each other's lock on it.
+    files.sort_by_cached_key(|n| n.0.parent_key());
+    let batches: Vec<_> = files
+        .chunk_by(|a, b| a.0.parent_key() == b.0.parent_key())
+        .collect();
+    batches.par_iter().try_for_each(|batch| {
+        let Some(&(first, _, src)) = batch.first() else {
+            return Ok(());
+        };
+        let dir = root
+            .open_dir(first.parent().as_deref().unwrap_or(first))
+            .map_err(|e| copy_error(root, src, first, e))?;
+        for (path, node, src) in batch.iter() {
+            copy(plan, root, &dir, path, node, src, opts, &counters)?;
+            progress();
+        }
         Ok::<(), Error>(())
     })?;
     set_dir_metadata(plan, map, root, opts)?;
@@ -87,13 +103,17 @@ pub fn apply(
 /// A killed run leaves temporary files beside the files it was writing: a
 /// rerun (holding the root's lock) removes them from every directory it writes.
 fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
-    let dirs: BTreeSet<&Path> = map
+    let mut dirs: Vec<&[u8]> = map
         .nodes
         .iter()
         .filter(|(_, n)| n.kind != NodeKind::Dir)
-        .filter_map(|(p, _)| p.as_path().parent())
+        .map(|(p, _)| p.parent_key())
+        .filter(|dir| !dir.is_empty())
         .collect();
-    for dir in dirs {
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs.par_iter().try_for_each(|dir| {
+        let dir = Path::new(OsStr::from_bytes(dir));
         let removed = root
             .remove_stale_temp_files(dir)
             .map_err(|e| write_error(root, &NodeKind::Dir, dir, e))?;
@@ -103,8 +123,8 @@ fn remove_stale_temps(map: &ImageMap, root: &ImageRoot) -> Result<()> {
                 dir.display()
             );
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Names the image path, the image's root on the host (e.g. a read-only root), and the OS reason.
@@ -176,26 +196,33 @@ fn special(
     Ok(())
 }
 
+fn copy_error(root: &ImageRoot, src: &Path, path: &Path, e: std::io::Error) -> Error {
+    Error::new(
+        Status::FileCopy,
+        format!(
+            "cannot copy {} to {} in the image {}: {e}",
+            src.display(),
+            path.display(),
+            root.root().display()
+        ),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 fn copy(
     plan: &Plan,
     root: &ImageRoot,
+    dir: &ImageDir,
     path: &Path,
     node: &Node,
     src: &Path,
     opts: &CopyOptions,
     counters: &Counters,
 ) -> Result<()> {
-    let outcome = root.copy_file(src, path, opts).map_err(|e| {
-        Error::new(
-            Status::FileCopy,
-            format!(
-                "cannot copy {} to {} in the image {}: {e}",
-                src.display(),
-                path.display(),
-                root.root().display()
-            ),
-        )
-    })?;
+    let scanned = tree_entry(plan, node).and_then(Scanned::of);
+    let outcome = root
+        .copy_file_in(dir, src, path, scanned, opts)
+        .map_err(|e| copy_error(root, src, path, e))?;
     match outcome {
         Outcome::Copied { bytes } => {
             tracing::info!("copy {} {}", src.display(), path.display());

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::{DanglingLink, KnownHeaders};
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
-use crate::fs::resolve_in_root;
+use crate::fs::{ImagePath, resolve_in_root};
 
 /// Device and inode: two names of one file are one object to the loader.
 pub(super) type FileId = (u64, u64);
@@ -57,34 +57,36 @@ impl Image {
             let Ok(rel) = entry.path().strip_prefix(root) else {
                 continue;
             };
-            let image_path = Path::new("/").join(rel);
             if entry.path_is_symlink() {
-                links.push(image_path);
+                links.push(Path::new("/").join(rel));
             } else if entry.file_type().is_file() {
-                match entry.metadata() {
-                    Ok(m) => files.push((image_path, (m.dev(), m.ino()))),
-                    Err(e) => warnings.push(e.to_string()),
-                }
+                files.push(entry.into_path());
             }
         }
+        // Files known not to be ELF objects need no stat and no read: a
+        // rebuild of a large data tree costs one directory listing.
         let read: Vec<_> = files
             .into_par_iter()
-            .filter_map(|(path, id)| {
+            .filter_map(|host| {
+                let rel = host.strip_prefix(root).ok()?;
+                let path = ImagePath::parse(rel).ok()?;
                 let elf = match known.get(&path) {
-                    Some(k) => k.clone().map(Ok),
-                    None => {
-                        match elf::read_file(&root.join(path.strip_prefix("/").unwrap_or(&path))) {
-                            Ok(e) => e.map(Ok),
-                            Err(e) => Some(Err(format!("{}: {e}", path.display()))),
-                        }
-                    }
+                    Some(None) => return None,
+                    Some(Some(k)) => Ok(Some(k.clone())),
+                    None => elf::read_file(&host).map_err(|e| format!("{path}: {e}")),
                 };
-                match elf? {
-                    Ok(e) if e.kind == ET_EXEC || e.kind == ET_DYN => {
-                        Some(Ok(Object { path, id, elf: e }))
-                    }
-                    Ok(_) => None,
-                    Err(w) => Some(Err(w)),
+                let elf = match elf {
+                    Ok(Some(e)) if e.kind == ET_EXEC || e.kind == ET_DYN => e,
+                    Ok(_) => return None,
+                    Err(w) => return Some(Err(w)),
+                };
+                match std::fs::symlink_metadata(&host) {
+                    Ok(m) => Some(Ok(Object {
+                        path: path.to_path_buf(),
+                        id: (m.dev(), m.ino()),
+                        elf,
+                    })),
+                    Err(e) => Some(Err(format!("{path}: {e}"))),
                 }
             })
             .collect();

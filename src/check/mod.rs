@@ -10,13 +10,12 @@
 mod image;
 mod judge;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use crate::deps::KnownHeaders;
 use crate::deps::LoaderConfig;
-use crate::elf::ElfFile;
 use crate::error::{Error, Result, Status};
 
 /// A symlink in the image whose target does not exist inside the image.
@@ -110,10 +109,6 @@ impl CheckReport {
         self.objects.iter().find(|o| o.path == path)
     }
 }
-
-/// ELF headers already known for image paths (None: not an executable or
-/// shared object), so files just copied need not be read again.
-pub type KnownHeaders = HashMap<PathBuf, Option<ElfFile>>;
 
 /// Checks the image at `root`. With a loader config, a file whose
 /// interpreter is configured searches the configured lib dirs (inside the

@@ -68,11 +68,16 @@ pub struct LibraryReport {
     pub warnings: Vec<String>,
     /// ELF files analysed.
     pub analysed: usize,
-    /// What reading each source found: its ELF header when it is an
-    /// executable or shared object, None when it is not. The final check
-    /// reuses these for the copies instead of reading every file again.
-    pub headers: HashMap<PathBuf, Option<ElfFile>>,
+    /// What reading each analysed file's source found, by its place in the
+    /// image: its ELF header when it is an executable or shared object, None
+    /// when it is not. The final check reuses these for the copies instead of
+    /// reading every file again.
+    pub headers: KnownHeaders,
 }
+
+/// ELF headers already known for image paths (None: not an executable or
+/// shared object), so files just copied need not be read again.
+pub type KnownHeaders = HashMap<ImagePath, Option<ElfFile>>;
 
 /// One ELF file of the image to analyse: a node of the image map whose
 /// content comes from a listed file (with autodep) or a copied dir.
@@ -159,7 +164,7 @@ fn collect_subjects(
     plan: &Plan,
     map: &ImageMap,
     warnings: &mut Vec<String>,
-    headers: &mut HashMap<PathBuf, Option<ElfFile>>,
+    headers: &mut KnownHeaders,
 ) -> Vec<Subject> {
     let mut candidates = Vec::new();
     for (dest, node) in &map.nodes {
@@ -174,31 +179,28 @@ fn collect_subjects(
             Op::CopyDir { .. } => (false, Some(node.op)),
             _ => continue,
         };
-        candidates.push((p.bom, src.clone(), dest.clone(), dir_op, listed));
+        candidates.push((p.bom, src, dest, dir_op, listed));
     }
     let read: Vec<_> = candidates
-        .into_par_iter()
-        .map(|c| {
-            let r = elf::read_file(&c.1);
-            (c, r)
-        })
+        .par_iter()
+        .map(|(_, src, ..)| elf::read_file(src))
         .collect();
     let mut subjects = Vec::new();
-    for ((bom, src, dest, dir_op, listed), r) in read {
+    for ((bom, src, dest, dir_op, listed), r) in candidates.into_iter().zip(read) {
         match r {
             Ok(Some(elf)) if elf.kind == ET_EXEC || elf.kind == ET_DYN => {
-                headers.insert(src.clone(), Some(elf.clone()));
+                headers.insert(dest.clone(), Some(elf.clone()));
                 subjects.push(Subject {
                     bom,
-                    src,
-                    dest,
+                    src: src.clone(),
+                    dest: dest.clone(),
                     dir_op,
                     listed,
                     elf,
                 })
             }
             Ok(_) => {
-                headers.insert(src, None);
+                headers.insert(dest.clone(), None);
             }
             Err(e) => warnings.push(format!("{}: not a usable ELF file: {e}", src.display())),
         }

@@ -102,11 +102,14 @@ impl ElfFile {
 
 /// Whether `bytes` start with the ELF magic.
 pub fn has_magic(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"\x7fELF")
+    bytes.starts_with(MAGIC)
 }
 
+/// The first bytes of every ELF file.
+const MAGIC: &[u8] = b"\x7fELF";
+
 /// How much of a file is read at once to find the magic and the headers.
-const HEAD_BYTES: usize = 4096;
+const HEAD_BYTES: usize = 1024;
 
 /// Reads and parses `path`.
 ///
@@ -120,10 +123,11 @@ pub fn read_file(path: &Path) -> Result<Option<ElfFile>, ElfError> {
         message: e.to_string(),
     };
     let mut file = fs::File::open(path).map_err(io)?;
-    // One read brings the magic and, for most files, every header.
+    // One read brings the magic and, for most files, every header; parsing
+    // reads further itself. Reading stops early only to get the magic whole.
     let mut head = vec![0u8; HEAD_BYTES];
     let mut got = 0;
-    while got < head.len() {
+    while got < MAGIC.len() {
         match file.read(&mut head[got..]).map_err(io)? {
             0 => break,
             n => got += n,

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use filetime::FileTime;
 
-use super::root::ImageRoot;
+use super::root::{ImageRoot, split};
 use super::sys::{self, FileKind, Stat};
 use super::tree::{EntryKind, TreeEntry};
 use super::{path_error, path_problem};
@@ -70,25 +70,88 @@ impl From<&TreeEntry> for Attrs {
     }
 }
 
+/// A directory of the image held open while a batch of files is written into it.
+///
+/// It is reached like every other directory of a write ([`ImageRoot::dir_for_write`]:
+/// `openat2(RESOLVE_IN_ROOT)` or the `O_NOFOLLOW` walk, created if missing), so it is a directory
+/// inside the root when it is opened, and each file of the batch lands in that directory, as a
+/// write of that file alone, reached at the same moment, would. Holding it for one batch saves a
+/// resolution per file; nothing outlives the batch.
+pub struct ImageDir {
+    fd: OwnedFd,
+}
+
+/// What the scan of a dir copy saw of a source file: enough for rsync's quick check without
+/// a second `stat` of the source.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned {
+    size: u64,
+    attrs: Attrs,
+}
+
+impl Scanned {
+    /// The scanned metadata of a regular file of a dir copy; None for anything else.
+    pub fn of(entry: &TreeEntry) -> Option<Scanned> {
+        matches!(entry.kind, EntryKind::File { .. }).then(|| Scanned {
+            size: entry.size,
+            attrs: Attrs::from(entry),
+        })
+    }
+}
+
 impl ImageRoot {
+    /// Opens the image directory `dir` (created with its parents if missing) for a batch of
+    /// [`ImageRoot::copy_file_in`] calls.
+    pub fn open_dir(&self, dir: &Path) -> io::Result<ImageDir> {
+        Ok(ImageDir {
+            fd: self.dir_for_write(dir)?,
+        })
+    }
+
     /// Copies the host file `src` (links followed, like `rsync -L`) to the image path `dest`,
     /// creating `dest`'s parent directories in the image if needed. A regular file at `dest` with
     /// the source's size and mtime is kept (its mode and owner re-applied if they differ);
     /// anything else there except a directory is replaced atomically, a link included (never
     /// followed). Errors name `src` (reading) or `dest` (writing).
     pub fn copy_file(&self, src: &Path, dest: &Path, opts: &CopyOptions) -> io::Result<Outcome> {
-        let src_meta = fs::metadata(src).map_err(|err| path_error(src, err))?;
-        check_regular(src, &src_meta)?;
-        let (dir, name) = self.parent_for_write(dest)?;
-        let dir = dir.as_fd();
+        let (parent, _) = split(dest).map_err(|err| path_error(dest, err))?;
+        let dir = self.open_dir(parent)?;
+        self.copy_file_in(&dir, src, dest, None, opts)
+    }
+
+    /// [`ImageRoot::copy_file`] into `dir`, which must be `dest`'s parent. With `scanned` (what a
+    /// dir copy's scan saw of `src`), the quick check uses it instead of a new `stat` of `src`,
+    /// as rsync compares against its file list.
+    pub fn copy_file_in(
+        &self,
+        dir: &ImageDir,
+        src: &Path,
+        dest: &Path,
+        scanned: Option<Scanned>,
+        opts: &CopyOptions,
+    ) -> io::Result<Outcome> {
+        let (_, name) = split(dest).map_err(|err| path_error(dest, err))?;
+        let want = match scanned {
+            Some(s) => s,
+            None => {
+                let meta = fs::metadata(src).map_err(|err| path_error(src, err))?;
+                check_regular(src, &meta)?;
+                Scanned {
+                    size: meta.len(),
+                    attrs: Attrs::from(&meta),
+                }
+            }
+        };
+        let dir = dir.fd.as_fd();
         match sys::fstatat(dir, &name, libc::AT_SYMLINK_NOFOLLOW) {
             Ok(st) if st.is_dir() => Err(path_problem(
                 dest,
                 io::ErrorKind::IsADirectory,
                 "is a directory, will not replace it with a file",
             )),
-            Ok(st) if st.is_file() && same_stamp(&st, &src_meta) => {
-                refresh(dir, &name, &st, &Attrs::from(&src_meta), opts, false)
+            // rsync's quick check: same size and same modification time means same content.
+            Ok(st) if st.is_file() && st.size == want.size && st.mtime == want.attrs.mtime => {
+                refresh(dir, &name, &st, &want.attrs, opts, false)
                     .map_err(|err| path_error(dest, err))?;
                 Ok(Outcome::Unchanged)
             }
@@ -271,11 +334,6 @@ fn check_regular(src: &Path, meta: &Metadata) -> io::Result<()> {
         return Err(path_problem(src, io::ErrorKind::InvalidInput, reason));
     }
     Ok(())
-}
-
-/// rsync's quick check: same size and same modification time means same content.
-fn same_stamp(dest: &Stat, src: &Metadata) -> bool {
-    dest.size == src.len() && dest.mtime == FileTime::from_last_modification_time(src)
 }
 
 fn same_special(st: &Stat, kind: u32, rdev: u64) -> bool {

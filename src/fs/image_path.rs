@@ -87,6 +87,9 @@ impl ImagePath {
         if bytes.contains(&0) {
             return Err(EscapeError::Nul(p.to_string_lossy().into_owned()));
         }
+        if is_normal(bytes) {
+            return Ok(ImagePath(PathBuf::from(p)));
+        }
         let mut parts: Vec<&[u8]> = Vec::new();
         for part in bytes.split(|b| *b == b'/') {
             match part {
@@ -113,12 +116,23 @@ impl ImagePath {
         let mut joined = self.0.clone().into_os_string();
         joined.push("/");
         joined.push(rel);
+        if is_normal(joined.as_bytes()) {
+            return Ok(ImagePath(PathBuf::from(joined)));
+        }
         ImagePath::parse(joined)
     }
 
     /// The parent directory; None for "/".
     pub fn parent(&self) -> Option<ImagePath> {
         self.0.parent().map(|p| ImagePath(p.to_path_buf()))
+    }
+
+    /// The parent directory's bytes, borrowed ("" for "/"): a key to group paths by directory
+    /// without building each parent.
+    pub fn parent_key(&self) -> &[u8] {
+        self.0
+            .parent()
+            .map_or(&[][..], |d| d.as_os_str().as_bytes())
     }
 
     /// The names below "/", in order.
@@ -149,8 +163,24 @@ impl ImagePath {
         ImagePath(out)
     }
 
-    fn child(&self, name: &OsStr) -> ImagePath {
+    /// This directory's entry `name` (a single normal name: no "/", ".", "..").
+    pub(crate) fn child(&self, name: &OsStr) -> ImagePath {
         ImagePath(self.0.join(name))
+    }
+}
+
+/// Whether `bytes` is already an image path as [`ImagePath::parse`] makes it: "/" and names, no
+/// empty, "." or ".." component, no trailing "/", no NUL. Most paths are, and need no rebuilding.
+fn is_normal(bytes: &[u8]) -> bool {
+    if bytes.contains(&0) {
+        return false;
+    }
+    match bytes.strip_prefix(b"/") {
+        Some(b"") => true,
+        Some(rest) => rest
+            .split(|b| *b == b'/')
+            .all(|part| !matches!(part, b"" | b"." | b"..")),
+        None => false,
     }
 }
 
@@ -271,6 +301,22 @@ mod tests {
         assert_eq!(norm("//"), "/");
         assert_eq!(norm(""), "/");
         assert_eq!(norm("."), "/");
+    }
+
+    #[test]
+    fn parsing_is_idempotent_and_keeps_normal_paths_byte_for_byte() {
+        for p in ["/", "/a", "/usr/lib/x86_64", "/a/.b/..c/...", "/a b/c\\d"] {
+            assert_eq!(norm(p), p);
+        }
+        for p in ["a//b/", "/./a/../b/.", "x/./y", "/a/...", "//a"] {
+            let once = ImagePath::parse(p).unwrap();
+            let twice = ImagePath::parse(once.as_os_str()).unwrap();
+            assert_eq!(
+                once.as_os_str().as_bytes(),
+                twice.as_os_str().as_bytes(),
+                "{p}"
+            );
+        }
     }
 
     #[test]

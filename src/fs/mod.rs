@@ -25,7 +25,7 @@ mod sys;
 mod tree;
 mod wildmatch;
 
-pub use copy::{CopyOptions, Outcome};
+pub use copy::{CopyOptions, ImageDir, Outcome, Scanned};
 pub use excludes::Excludes;
 pub use image_path::{EscapeError, ImagePath, Lookup, lookup_on_disk, resolve_in_root_with};
 pub use lock::RootLock;

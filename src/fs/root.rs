@@ -4,9 +4,9 @@
 //! target starts at the root, ".." stops there), by the kernel with
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, or by the component walk of
 //! [`super::rooted`] where the kernel lacks `openat2`. No path string is handed to the kernel for
-//! a write, and nothing about the tree is remembered between two calls, so a link created or
-//! swapped in at any moment (by this run or another process) can only ever lead back inside the
-//! root (DESIGN invariant 1).
+//! a write, and no path is remembered between two calls (only a directory's descriptor, for the
+//! files of one batch in it: [`super::ImageDir`]), so a link created or swapped in at any moment
+//! (by this run or another process) can only ever lead back inside the root (DESIGN invariant 1).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -203,7 +203,7 @@ fn relative(p: &Path) -> io::Result<CString> {
 }
 
 /// The parent of the image path `p` and its last name ("/" is "." in "/").
-fn split(p: &Path) -> io::Result<(&Path, CString)> {
+pub(super) fn split(p: &Path) -> io::Result<(&Path, CString)> {
     match (p.parent(), p.file_name()) {
         (Some(parent), Some(name)) => Ok((parent, sys::cstr(name)?)),
         _ if p.as_os_str().is_empty() || p == Path::new("/") => {

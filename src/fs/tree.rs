@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 use filetime::FileTime;
+use rayon::prelude::*;
 
 use super::excludes::Excludes;
 use super::{path_error, path_problem};
@@ -67,11 +68,13 @@ pub struct TreeScan {
 /// A directory's identity, to notice a dereferenced link leading back to one of its ancestors.
 type DirId = (u64, u64);
 
-/// A source path still to look at: where it is on the host, where it goes, which dirs contain it.
+/// A source path still to look at: where it is on the host, where it goes, which dirs contain it,
+/// and its own metadata (a link not followed), read beside its name in the directory listing.
 struct Visit {
     host: PathBuf,
     rel: PathBuf,
     ancestors: Rc<Vec<DirId>>,
+    lmeta: Metadata,
 }
 
 /// Scan the source `src` of a dir copy. With `contents_only` (the bom wrote "src/") entries are
@@ -99,28 +102,50 @@ pub fn scan_tree(src: &Path, contents_only: bool, excludes: &Excludes) -> io::Re
             "not a directory",
         ));
     }
-    let mut scanner = Scanner {
-        excludes,
-        devices: is_root_user(),
-        scan: TreeScan::default(),
-        stack: Vec::new(),
-    };
+    let devices = is_root_user();
+    let mut scan = TreeScan::default();
     let top_rel = match src.file_name() {
         Some(name) if !contents_only => PathBuf::from(name),
         _ => PathBuf::new(),
     };
     if !top_rel.as_os_str().is_empty() {
         if excludes.is_excluded(&top_rel, true) {
-            return Ok(scanner.scan);
+            return Ok(scan);
         }
-        let top = entry(top_rel.clone(), EntryKind::Dir, &meta);
-        scanner.scan.entries.push(top);
+        scan.entries
+            .push(entry(top_rel.clone(), EntryKind::Dir, &meta));
     }
-    scanner.push_children(src, &top_rel, &Rc::new(Vec::new()), dir_id(&meta))?;
-    while let Some(visit) = scanner.stack.pop() {
-        scanner.visit(visit)?;
+    // The subtrees of the top's entries are scanned in parallel, each depth first by one
+    // scanner, and joined in name order: the same entries, in the same order, as one scanner.
+    let mut children = read_children(src)?;
+    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let top_id = dir_id(&meta);
+    let parts: Vec<io::Result<TreeScan>> = children
+        .into_par_iter()
+        .map(|(name, lmeta)| {
+            let mut scanner = Scanner {
+                excludes,
+                devices,
+                scan: TreeScan::default(),
+                stack: vec![Visit {
+                    host: src.join(&name),
+                    rel: top_rel.join(&name),
+                    ancestors: Rc::new(vec![top_id]),
+                    lmeta,
+                }],
+            };
+            while let Some(visit) = scanner.stack.pop() {
+                scanner.visit(visit)?;
+            }
+            Ok(scanner.scan)
+        })
+        .collect();
+    for part in parts {
+        let mut part = part?;
+        scan.entries.append(&mut part.entries);
+        scan.warnings.append(&mut part.warnings);
     }
-    Ok(scanner.scan)
+    Ok(scan)
 }
 
 struct Scanner<'a> {
@@ -135,7 +160,7 @@ struct Scanner<'a> {
 impl Scanner<'_> {
     fn visit(&mut self, visit: Visit) -> io::Result<()> {
         let host = &visit.host;
-        let lmeta = fs::symlink_metadata(host).map_err(|err| path_error(host, err))?;
+        let lmeta = visit.lmeta.clone();
         let (kind, meta) = if lmeta.file_type().is_symlink() {
             let target = fs::read_link(host).map_err(|err| path_error(host, err))?;
             // `rel` is the path below the transfer root, the link's own name last.
@@ -202,14 +227,15 @@ impl Scanner<'_> {
         let mut chain = Vec::clone(ancestors);
         chain.push(id);
         let chain = Rc::new(chain);
-        let mut names = read_names(host)?;
+        let mut children = read_children(host)?;
         // Reverse order: the stack pops the first name first.
-        names.sort_unstable_by(|a, b| b.cmp(a));
-        for name in names {
+        children.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        for (name, lmeta) in children {
             self.stack.push(Visit {
                 host: host.join(&name),
                 rel: rel.join(&name),
                 ancestors: Rc::clone(&chain),
+                lmeta,
             });
         }
         Ok(())
@@ -242,12 +268,19 @@ fn referent_kind(host: &Path, meta: &Metadata, via_link: bool) -> io::Result<Ent
     }
 }
 
-fn read_names(dir: &Path) -> io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
+/// The entries of `dir` with their own metadata (`fstatat` relative to the open directory, links
+/// not followed).
+fn read_children(dir: &Path) -> io::Result<Vec<(OsString, Metadata)>> {
+    let mut children = Vec::new();
     for item in fs::read_dir(dir).map_err(|err| path_error(dir, err))? {
-        names.push(item.map_err(|err| path_error(dir, err))?.file_name());
+        let item = item.map_err(|err| path_error(dir, err))?;
+        let name = item.file_name();
+        let meta = item
+            .metadata()
+            .map_err(|err| path_error(&dir.join(&name), err))?;
+        children.push((name, meta));
     }
-    Ok(names)
+    Ok(children)
 }
 
 /// rsync's lexical safety test: a relative target, read from a link `depth` directories below the top

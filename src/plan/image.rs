@@ -12,6 +12,7 @@
 //!
 //! Validation, apply, the manifest and the final check read this map.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,10 @@ pub struct ImageMap {
     root: PathBuf,
     /// What each resolved prefix is in the root as it is now (planning never writes).
     on_disk: HashMap<ImagePath, Lookup>,
+    /// Requested directory → the directory it resolves to, so that the thousands of entries of
+    /// one directory walk its path once. Only links change a resolution, so placing or replacing
+    /// a planned link clears it.
+    resolved_dirs: HashMap<ImagePath, ImagePath>,
 }
 
 /// A node waiting to be placed.
@@ -146,7 +151,19 @@ impl ImageMap {
     /// The path `p` really names in the image being planned: planned links first, then the root's
     /// links, followed in image terms. The last component is followed when `follow_last` is set.
     pub fn resolve(&mut self, p: &ImagePath, follow_last: bool) -> io::Result<ImagePath> {
-        resolve_in_root_with(p, follow_last, |q| self.lookup(q))
+        // Unfollowed, the last name is kept as it is: the rest is the parent, followed.
+        let (false, Some(parent), Some(name)) = (follow_last, p.parent(), p.file_name()) else {
+            return resolve_in_root_with(p, follow_last, |q| self.lookup(q));
+        };
+        let dir = match self.resolved_dirs.get(&parent) {
+            Some(dir) => dir.clone(),
+            None => {
+                let dir = resolve_in_root_with(&parent, true, |q| self.lookup(q))?;
+                self.resolved_dirs.insert(parent, dir.clone());
+                dir
+            }
+        };
+        Ok(dir.child(name))
     }
 
     /// The host directory that holds the image.
@@ -197,10 +214,19 @@ impl ImageMap {
             entry: p.entry,
             requested: (p.requested != at).then_some(p.requested),
         };
-        let Some(old) = self.nodes.get_mut(&at) else {
-            self.nodes.insert(at.clone(), new);
-            return Some(at);
+        if matches!(new.kind, NodeKind::Link { .. }) {
+            self.resolved_dirs.clear();
+        }
+        let old = match self.nodes.entry(at.clone()) {
+            Entry::Vacant(place) => {
+                place.insert(new);
+                return Some(at);
+            }
+            Entry::Occupied(place) => place.into_mut(),
         };
+        if matches!(old.kind, NodeKind::Link { .. }) {
+            self.resolved_dirs.clear();
+        }
         match (&old.kind, &new.kind) {
             // A dir stays a dir; a dir copy's metadata (if any) is the latest.
             (NodeKind::Dir, NodeKind::Dir) => {

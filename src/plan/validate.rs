@@ -3,6 +3,8 @@
 //! here, so it exits with the status the real run would have. Every problem is reported, not
 //! only the first.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io;
 use std::path::Path;
 
@@ -29,11 +31,25 @@ pub fn validate(plan: &Plan, map: &ImageMap) -> Result<()> {
         .map(|c| conflict_problem(plan, c))
         .collect();
     problems.sort_by(|a, b| a.path.cmp(&b.path));
-    let nodes: Vec<(&ImagePath, &Node)> = map.nodes.iter().collect();
-    let on_disk: Vec<Problem> = nodes
-        .par_iter()
-        .filter_map(|(path, node)| root_problem(plan, map.root(), path, node))
+    let mut nodes: Vec<(&ImagePath, &Node)> = map.nodes.iter().collect();
+    // The root's state is read a directory listing at a time, not a stat per planned path.
+    nodes.sort_by_cached_key(|n| n.0.parent_key());
+    let dirs: Vec<_> = nodes
+        .chunk_by(|a, b| a.0.parent_key() == b.0.parent_key())
         .collect();
+    let mut on_disk: Vec<Problem> = dirs
+        .par_iter()
+        .flat_map_iter(|children| {
+            let listing = children
+                .first()
+                .map(|(path, _)| Listing::read(map.root(), path));
+            children.iter().filter_map(move |(path, node)| {
+                let found = listing.as_ref()?.at(path)?;
+                root_problem(plan, path, node, found)
+            })
+        })
+        .collect();
+    on_disk.sort_by(|a, b| a.path.cmp(&b.path));
     problems.extend(on_disk);
     let Some(first) = problems.first() else {
         return Ok(());
@@ -49,24 +65,74 @@ pub fn validate(plan: &Plan, map: &ImageMap) -> Result<()> {
     })
 }
 
-/// What the root holds at a planned path that the plan cannot replace.
-fn root_problem(plan: &Plan, root: &Path, path: &ImagePath, node: &Node) -> Option<Problem> {
-    let reason = match std::fs::symlink_metadata(path.on_host(root)) {
-        Ok(meta) => match &node.kind {
-            NodeKind::Dir if !meta.is_dir() => {
-                "is a file in the root, where a directory is planned"
-            }
-            NodeKind::Link { .. } | NodeKind::File { .. } | NodeKind::Special if meta.is_dir() => {
-                "is a directory in the root and cannot be replaced"
-            }
-            _ => return None,
-        },
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-            "cannot be created: one of its parents is a file in the root"
+/// What the root holds in one directory: the names and whether each is a directory (from the
+/// listing's `d_type`; a link is not followed), or why there is no such directory.
+enum Listing {
+    Entries(HashMap<OsString, bool>),
+    /// Nothing there: everything below can be created.
+    Missing,
+    /// A file stands where the directory would be.
+    UnderAFile,
+    /// Unreadable: the write will say why, with its own status.
+    Unknown,
+}
+
+/// What the root holds at one planned path.
+enum OnDisk {
+    Nothing,
+    Dir,
+    NotADir,
+    UnderAFile,
+}
+
+impl Listing {
+    /// Lists the root's directory that holds `child`.
+    fn read(root: &Path, child: &ImagePath) -> Listing {
+        let Some(dir) = child.parent() else {
+            // "/" itself: the root is a directory.
+            return Listing::Entries(HashMap::new());
+        };
+        let read = std::fs::read_dir(dir.on_host(root)).and_then(|items| {
+            items
+                .map(|item| {
+                    let item = item?;
+                    Ok((item.file_name(), item.file_type()?.is_dir()))
+                })
+                .collect::<io::Result<HashMap<_, _>>>()
+        });
+        match read {
+            Ok(entries) => Listing::Entries(entries),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Listing::UnderAFile,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Listing::Missing,
+            Err(_) => Listing::Unknown,
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        // Unreadable: the write will say why, with its own status.
-        Err(_) => return None,
+    }
+
+    fn at(&self, path: &ImagePath) -> Option<OnDisk> {
+        match self {
+            Listing::Entries(entries) => Some(match path.file_name().map(|n| entries.get(n)) {
+                // "/" itself.
+                None => OnDisk::Dir,
+                Some(None) => OnDisk::Nothing,
+                Some(Some(true)) => OnDisk::Dir,
+                Some(Some(false)) => OnDisk::NotADir,
+            }),
+            Listing::Missing => Some(OnDisk::Nothing),
+            Listing::UnderAFile => Some(OnDisk::UnderAFile),
+            Listing::Unknown => None,
+        }
+    }
+}
+
+/// What the root holds at a planned path that the plan cannot replace.
+fn root_problem(plan: &Plan, path: &ImagePath, node: &Node, found: OnDisk) -> Option<Problem> {
+    let reason = match (found, &node.kind) {
+        (OnDisk::NotADir, NodeKind::Dir) => "is a file in the root, where a directory is planned",
+        (OnDisk::Dir, NodeKind::Link { .. } | NodeKind::File { .. } | NodeKind::Special) => {
+            "is a directory in the root and cannot be replaced"
+        }
+        (OnDisk::UnderAFile, _) => "cannot be created: one of its parents is a file in the root",
+        _ => return None,
     };
     Some(Problem {
         path: path.clone(),

@@ -5,15 +5,13 @@
 //! (root only); without root, the relative and absolute forms must agree
 //! and every file read must be the sysroot's.
 
-mod ldso_support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::ldso_support::*;
 use copy_bom::ldso::{Resolver, ResolverOptions, Via};
-use ldso_support::*;
 
 const LD: &str = "/lib64/ld-linux-x86-64.so.2";
 const MULTIARCH: &str = "lib/x86_64-linux-gnu";

@@ -2,11 +2,9 @@
 //! holds the new `.dynstr`, which then runs on into the next PT_LOAD. The
 //! libraries `copy_bom deps` reports must be the real loader's (ldd).
 
-mod ldso_support;
-
 use std::path::{Path, PathBuf};
 
-use ldso_support::*;
+use crate::ldso_support::*;
 
 /// A non-PIE program exporting enough symbols (`-rdynamic`) that its
 /// string table, once moved by patchelf, crosses a page and so a segment

@@ -3,10 +3,7 @@
 //! no temporary file left behind. These need root (mounts, a second user): they are
 //! ignored tests, run as root with `--include-ignored` (as `.ci/run` does).
 
-mod common;
-mod safety_support;
-
-use safety_support::{exact_snapshot, temp_files};
+use crate::safety_support::{exact_snapshot, temp_files};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

@@ -3,11 +3,9 @@
 //! that name when there is one. The verdicts themselves are compared with
 //! chroot runs in check_differential.rs; here the words are checked.
 
-mod check_support;
-
 use std::path::{Path, PathBuf};
 
-use check_support::{Image, cc, shared};
+use crate::check_support::{Image, cc, shared};
 use copy_bom::check::{KnownHeaders, check_image};
 use copy_bom::deps::LoaderConfig;
 

@@ -9,7 +9,7 @@
 //! reads: the ELF header, the program header table, PT_INTERP, PT_DYNAMIC
 //! and the dynamic string table.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

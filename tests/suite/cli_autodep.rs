@@ -2,10 +2,10 @@
 //! copied dirs, placement by the loader config, missing libraries, and images
 //! that run in a chroot (as root).
 
-mod common;
+use crate::common;
 
+use crate::common::{Ws, gcc, snapshot};
 use assert_cmd::assert::OutputAssertExt;
-use common::{Ws, gcc, snapshot};
 use predicates::prelude::*;
 use std::path::Path;
 use std::process::Command;

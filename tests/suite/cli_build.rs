@@ -1,10 +1,8 @@
 //! The main job end to end: every schema element and rule of SPEC B1/B2,
 //! through the real binary, in temporary workspaces.
 
-mod common;
-
+use crate::common::{Ws, copy_bom, snapshot};
 use assert_cmd::assert::OutputAssertExt;
-use common::{Ws, copy_bom, snapshot};
 use predicates::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 

@@ -4,13 +4,11 @@
 //! program of every image, `check`'s verdict (complete or not) must equal
 //! whether `chroot IMAGE PROGRAM` runs: the truth is the real loader.
 
-mod check_support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use check_support::{Image, cc, ldd, loader_failure, shared};
+use crate::check_support::{Image, cc, ldd, loader_failure, shared};
 use copy_bom::check::{CheckReport, KnownHeaders, Role, check_image};
 use copy_bom::deps::LoaderConfig;
 

@@ -5,10 +5,8 @@
 //! names; its libc lives only under `usr/lib/x86_64-linux-gnu`. The truth
 //! for resolution is the real loader run inside the sysroot with chroot.
 
-mod common;
-
+use crate::common::{Ws, copy_bom, gcc};
 use assert_cmd::assert::OutputAssertExt;
-use common::{Ws, copy_bom, gcc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,11 +3,10 @@
 //! Then a corpus of malformed YAML: each document gives 253 with `file:line:column` on stderr
 //! and writes nothing.
 
-mod common;
-mod safety_support;
+use crate::common;
 
-use common::{Ws, gcc};
-use safety_support::{diff, exact_snapshot};
+use crate::common::{Ws, gcc};
+use crate::safety_support::{diff, exact_snapshot};
 use std::path::Path;
 
 /// Valid operations every bad bom starts with: a naive tool would write these first.

@@ -1,9 +1,7 @@
 //! Two concurrent runs of the binary into one root serialize on the root's
 //! lock (src/fs/lock.rs, whose unit tests live with it) and give a clean image.
 
-mod safety_support;
-
-use safety_support::{diff, exact_snapshot, temp_files};
+use crate::safety_support::{diff, exact_snapshot, temp_files};
 use std::path::Path;
 use std::process::{Command, Stdio};
 

@@ -2,10 +2,8 @@
 //! checked with `copy_bom check`, and run in a chroot (as root). `check`'s
 //! verdict must agree with reality: it passes if and only if the program runs.
 
-mod common;
-
+use crate::common::copy_bom;
 use assert_cmd::assert::OutputAssertExt;
-use common::copy_bom;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,9 +1,7 @@
 //! `--manifest FILE` against the image actually written (walked, hashed with
 //! sha2 here), and the incremental rules of reruns (SPEC B1: like `rsync -a`).
 
-mod common;
-
-use common::{Ws, gcc};
+use crate::common::{Ws, gcc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -2,14 +2,12 @@
 //! the real loader on this machine (ldd) or, where the loader cannot be
 //! run (a sysroot, musl), against the rule itself.
 
-mod ldso_support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use crate::ldso_support::*;
 use copy_bom::ldso::{Flavor, LoaderSpec, Resolution, Resolver, ResolverOptions, Via};
-use ldso_support::*;
 
 fn host(library_path: &[&Path]) -> Resolver {
     Resolver::new(ResolverOptions {

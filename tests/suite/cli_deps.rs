@@ -3,10 +3,8 @@
 //! rules in a sysroot. Where glibc resolution is concerned the real loader
 //! (`ld.so --list`) on the same machine is the truth.
 
-mod common;
-
+use crate::common::{Ws, copy_bom, gcc};
 use assert_cmd::assert::OutputAssertExt;
-use common::{Ws, copy_bom, gcc};
 use predicates::prelude::PredicateBooleanExt;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

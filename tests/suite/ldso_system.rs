@@ -1,14 +1,12 @@
 //! Every dynamic ELF in /usr/bin and /usr/sbin: the resolver must give the
 //! same NAME => PATH set as ldd (the real loader) on this machine.
 
-mod ldso_support;
-
 use std::fs;
 use std::path::PathBuf;
 
+use crate::ldso_support::{ldd, pairs_like};
 use copy_bom::elf;
 use copy_bom::ldso::{Resolver, ResolverOptions};
-use ldso_support::{ldd, pairs_like};
 
 fn dynamic_executables() -> Vec<PathBuf> {
     let mut files = Vec::new();

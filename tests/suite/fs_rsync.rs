@@ -5,7 +5,7 @@
 //! must be the same: names, types, modes, link targets, sizes and contents, device numbers, mtimes
 //! of files, dirs and links, and owners.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

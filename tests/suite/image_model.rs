@@ -3,14 +3,12 @@
 //! the image being built. Each test is one of the confirmed defects, through the binary;
 //! where an image must run, the truth is a chroot run of it (root only).
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Ws, gcc, snapshot};
+use crate::common::{Ws, gcc, snapshot};
 use predicates::prelude::*;
 
 /// Runs `prog` inside `root` with chroot.

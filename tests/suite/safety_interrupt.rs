@@ -3,9 +3,7 @@
 //! build byte for byte (content, mode, owner, mtime, symlinks) and no temporary file remains.
 //! Kills also land during reruns of an already partial image.
 
-mod safety_support;
-
-use safety_support::{diff, exact_snapshot, temp_files};
+use crate::safety_support::{diff, exact_snapshot, temp_files};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};

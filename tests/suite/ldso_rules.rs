@@ -3,8 +3,7 @@
 //! `ld.so --list`, `LD_DEBUG=libs`; musl's loader run on the program or as
 //! `ld-musl-x86_64.so.1 --list`.
 
-mod common;
-mod ldso_support;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -12,7 +11,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ldso_support::*;
+use crate::ldso_support::*;
 
 const LD: &str = "/lib64/ld-linux-x86-64.so.2";
 

@@ -5,9 +5,7 @@
 //! tool does, a snapshot of everything beside the root (a sentinel dir, the sources, the boms) must
 //! not change, and the exit status must be a documented one. Then the named cases of SPEC B2.
 
-mod common;
-
-use common::snapshot;
+use crate::common::snapshot;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,12 +4,10 @@
 //! and systemd of this machine. Images are built with `cp`, `ln` and the
 //! libraries the real loader (`ldd`) lists, never with copy_bom.
 
-mod check_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use check_support::{Image, cc, ldd, shared};
+use crate::check_support::{Image, cc, ldd, shared};
 use copy_bom::check::{CheckReport, KnownHeaders, Role, check_image};
 use copy_bom::deps::LoaderConfig;
 
