@@ -13,6 +13,64 @@ use super::{DanglingLink, KnownHeaders};
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::fs::{ImagePath, resolve_in_root};
 
+/// What the walk of an image finds: regular files and symlinks (host paths), and what it could
+/// not read.
+enum Found {
+    File(PathBuf),
+    Link(PathBuf),
+    Unreadable(String),
+}
+
+/// Below this depth a subtree is walked by one thread.
+const PARALLEL_DEPTH: usize = 3;
+
+/// The regular files and links below `dir` (at `depth` below the image's root), depth first,
+/// siblings in name order. The first levels' subtrees are walked in parallel and joined in
+/// order; deeper ones by `walkdir`, which needs no stack per level.
+fn walk(dir: &Path, depth: usize) -> Vec<Found> {
+    if depth >= PARALLEL_DEPTH {
+        return walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Ok(e) if e.path_is_symlink() => Some(Found::Link(e.into_path())),
+                Ok(e) if e.file_type().is_file() => Some(Found::File(e.into_path())),
+                Ok(_) => None,
+                Err(e) => Some(Found::Unreadable(e.to_string())),
+            })
+            .collect();
+    }
+    let listed = std::fs::read_dir(dir).and_then(|items| {
+        items
+            .map(|item| {
+                let item = item?;
+                Ok((item.file_name(), item.file_type()?))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+    });
+    let mut children = match listed {
+        Ok(children) => children,
+        Err(e) => return vec![Found::Unreadable(format!("{}: {e}", dir.display()))],
+    };
+    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    children
+        .into_par_iter()
+        .flat_map_iter(|(name, kind)| {
+            let host = dir.join(name);
+            if kind.is_symlink() {
+                vec![Found::Link(host)]
+            } else if kind.is_file() {
+                vec![Found::File(host)]
+            } else if kind.is_dir() {
+                walk(&host, depth + 1)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
 /// Device and inode: two names of one file are one object to the loader.
 pub(super) type FileId = (u64, u64);
 
@@ -46,21 +104,15 @@ impl Image {
     pub fn read(root: &Path, known: &KnownHeaders, warnings: &mut Vec<String>) -> Image {
         let mut files = Vec::new();
         let mut links = Vec::new();
-        for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    warnings.push(e.to_string());
-                    continue;
+        for found in walk(root, 0) {
+            match found {
+                Found::File(host) => files.push(host),
+                Found::Link(host) => {
+                    if let Ok(rel) = host.strip_prefix(root) {
+                        links.push(Path::new("/").join(rel));
+                    }
                 }
-            };
-            let Ok(rel) = entry.path().strip_prefix(root) else {
-                continue;
-            };
-            if entry.path_is_symlink() {
-                links.push(Path::new("/").join(rel));
-            } else if entry.file_type().is_file() {
-                files.push(entry.into_path());
+                Found::Unreadable(why) => warnings.push(why),
             }
         }
         // Files known not to be ELF objects need no stat and no read: a
