@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::apply::{self, Summary};
 use crate::bom;
 use crate::check::{self, CheckReport, KnownHeaders};
-use crate::deps::{self, DepsOptions, LoaderConfig, Missing};
+use crate::deps::{self, DepsOptions, LoaderConfig, Missing, SourceHeaders};
 use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
 use crate::manifest;
@@ -180,8 +180,12 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         library_path: opts.library_path.clone(),
         config: config.clone(),
     };
-    let mut map = ImageMap::build(&plan, &opts.root);
-    let libs = deps::add_libraries(&mut plan, &mut map, &deps_opts)?;
+    // The map is built on one thread while the sources' headers are read on the others.
+    let (mut map, headers) = rayon::join(
+        || ImageMap::build(&plan, &opts.root),
+        || SourceHeaders::read(&plan),
+    );
+    let libs = deps::add_libraries(&mut plan, &mut map, headers, &deps_opts)?;
     plan::validate(&plan, &map)?;
     warnings.extend(
         libs.warnings

@@ -3,6 +3,7 @@
 //! file identities (device and inode), all followed inside the image.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -13,35 +14,20 @@ use super::{DanglingLink, KnownHeaders};
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::fs::{ImagePath, resolve_in_root};
 
-/// What the walk of an image finds: regular files and symlinks (host paths), and what it could
-/// not read.
+/// What the walk of an image finds: regular files (image and host paths) and symlinks, and what
+/// it could not read.
 enum Found {
-    File(PathBuf),
-    Link(PathBuf),
+    File { path: ImagePath, host: PathBuf },
+    Link(ImagePath),
     Unreadable(String),
 }
 
 /// Below this depth a subtree is walked by one thread.
 const PARALLEL_DEPTH: usize = 3;
 
-/// The regular files and links below `dir` (at `depth` below the image's root), depth first,
-/// siblings in name order. The first levels' subtrees are walked in parallel and joined in
-/// order; deeper ones by `walkdir`, which needs no stack per level.
-fn walk(dir: &Path, depth: usize) -> Vec<Found> {
-    if depth >= PARALLEL_DEPTH {
-        return walkdir::WalkDir::new(dir)
-            .min_depth(1)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_map(|entry| match entry {
-                Ok(e) if e.path_is_symlink() => Some(Found::Link(e.into_path())),
-                Ok(e) if e.file_type().is_file() => Some(Found::File(e.into_path())),
-                Ok(_) => None,
-                Err(e) => Some(Found::Unreadable(e.to_string())),
-            })
-            .collect();
-    }
-    let listed = std::fs::read_dir(dir).and_then(|items| {
+/// A directory's entries, sorted by name, with their types as the listing gives them.
+fn list(host: &Path) -> Result<Vec<(OsString, std::fs::FileType)>, Found> {
+    let listed = std::fs::read_dir(host).and_then(|items| {
         items
             .map(|item| {
                 let item = item?;
@@ -49,26 +35,71 @@ fn walk(dir: &Path, depth: usize) -> Vec<Found> {
             })
             .collect::<std::io::Result<Vec<_>>>()
     });
-    let mut children = match listed {
-        Ok(children) => children,
-        Err(e) => return vec![Found::Unreadable(format!("{}: {e}", dir.display()))],
-    };
+    let mut children = listed.map_err(|e| Found::Unreadable(format!("{}: {e}", host.display())))?;
     children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(children)
+}
+
+/// The regular files and links below the image directory `dir` (host path `host`, `depth` below
+/// the image's root), depth first, siblings in name order. The first levels' subtrees are walked
+/// in parallel and joined in order; deeper ones by one thread with a stack of pending entries,
+/// so a deep tree needs no stack frame per level.
+fn walk(dir: &ImagePath, host: &Path, depth: usize) -> Vec<Found> {
+    if depth >= PARALLEL_DEPTH {
+        return walk_sequential(dir, host);
+    }
+    let children = match list(host) {
+        Ok(children) => children,
+        Err(e) => return vec![e],
+    };
     children
         .into_par_iter()
         .flat_map_iter(|(name, kind)| {
-            let host = dir.join(name);
+            let path = dir.child(&name);
+            let host = host.join(&name);
             if kind.is_symlink() {
-                vec![Found::Link(host)]
+                vec![Found::Link(path)]
             } else if kind.is_file() {
-                vec![Found::File(host)]
+                vec![Found::File { path, host }]
             } else if kind.is_dir() {
-                walk(&host, depth + 1)
+                walk(&path, &host, depth + 1)
             } else {
                 Vec::new()
             }
         })
         .collect()
+}
+
+/// An entry of the sequential walk still to visit.
+type Pending = (ImagePath, PathBuf, std::fs::FileType);
+
+/// Pushes the entries of a directory so that the first by name is popped first.
+fn push_children(dir: &ImagePath, host: &Path, pending: &mut Vec<Pending>, found: &mut Vec<Found>) {
+    match list(host) {
+        Ok(children) => pending.extend(
+            children
+                .into_iter()
+                .rev()
+                .map(|(name, kind)| (dir.child(&name), host.join(&name), kind)),
+        ),
+        Err(e) => found.push(e),
+    }
+}
+
+fn walk_sequential(dir: &ImagePath, host: &Path) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut pending = Vec::new();
+    push_children(dir, host, &mut pending, &mut found);
+    while let Some((path, host, kind)) = pending.pop() {
+        if kind.is_symlink() {
+            found.push(Found::Link(path));
+        } else if kind.is_file() {
+            found.push(Found::File { path, host });
+        } else if kind.is_dir() {
+            push_children(&path, &host, &mut pending, &mut found);
+        }
+    }
+    found
 }
 
 /// Device and inode: two names of one file are one object to the loader.
@@ -104,14 +135,10 @@ impl Image {
     pub fn read(root: &Path, known: &KnownHeaders, warnings: &mut Vec<String>) -> Image {
         let mut files = Vec::new();
         let mut links = Vec::new();
-        for found in walk(root, 0) {
+        for found in walk(&ImagePath::root(), root, 0) {
             match found {
-                Found::File(host) => files.push(host),
-                Found::Link(host) => {
-                    if let Ok(rel) = host.strip_prefix(root) {
-                        links.push(Path::new("/").join(rel));
-                    }
-                }
+                Found::File { path, host } => files.push((path, host)),
+                Found::Link(path) => links.push(path.to_path_buf()),
                 Found::Unreadable(why) => warnings.push(why),
             }
         }
@@ -119,9 +146,7 @@ impl Image {
         // rebuild of a large data tree costs one directory listing.
         let read: Vec<_> = files
             .into_par_iter()
-            .filter_map(|host| {
-                let rel = host.strip_prefix(root).ok()?;
-                let path = ImagePath::parse(rel).ok()?;
+            .filter_map(|(path, host)| {
                 let elf = match known.get(&path) {
                     Some(None) => return None,
                     Some(Some(k)) => Ok(Some(k.clone())),

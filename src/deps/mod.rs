@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::error::Result;
-use crate::fs::ImagePath;
+use crate::fs::{self, EntryKind, ImagePath};
 use crate::ldso::{Flavor, LoaderSpec, Resolution, Resolver, ResolverOptions, default_interp};
 use crate::plan::image::{ImageMap, NodeKind};
 use crate::plan::{Op, Plan, PlannedOp, inside_sysroot};
@@ -100,10 +100,11 @@ pub(crate) struct Subject {
 pub fn add_libraries(
     plan: &mut Plan,
     map: &mut ImageMap,
+    headers: SourceHeaders,
     opts: &DepsOptions,
 ) -> Result<LibraryReport> {
     let mut report = LibraryReport::default();
-    let subjects = collect_subjects(plan, map, &mut report.warnings, &mut report.headers);
+    let subjects = collect_subjects(plan, map, headers, &mut report);
     report.analysed = subjects.len();
     let resolver = Resolver::new(ResolverOptions {
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
@@ -156,17 +157,78 @@ pub fn add_libraries(
     Ok(report)
 }
 
+/// What reading the sources of a plan found, per operation (indexed like [`Plan::ops`]) and, for
+/// a dir copy, per entry of its scan (None for entries that are not regular files).
+pub struct SourceHeaders(Vec<Vec<Option<ElfRead>>>);
+
+type ElfRead = std::result::Result<Option<ElfFile>, elf::ElfError>;
+
+impl SourceHeaders {
+    /// Reads the head of every source that may be ELF: listed files with autodep and the files
+    /// of copied dirs. It needs only the plan, so it runs while the image map is being built;
+    /// a file that another entry replaces in the map is read for nothing, and not analysed.
+    pub fn read(plan: &Plan) -> SourceHeaders {
+        let sources: Vec<(usize, Option<usize>, &Path)> = plan
+            .ops
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| -> Box<dyn Iterator<Item = _> + '_> {
+                match &p.op {
+                    Op::CopyFile {
+                        src, autodep: true, ..
+                    } => Box::new(std::iter::once((i, None, src.as_path()))),
+                    Op::CopyDir { entries, .. } => {
+                        Box::new(entries.iter().enumerate().filter_map(move |(e, entry)| {
+                            match &entry.kind {
+                                EntryKind::File { src } => Some((i, Some(e), src.as_path())),
+                                _ => None,
+                            }
+                        }))
+                    }
+                    _ => Box::new(std::iter::empty()),
+                }
+            })
+            .collect();
+        let paths: Vec<&Path> = sources.iter().map(|s| s.2).collect();
+        let mut read = fs::map_opened(&paths, elf::read_opened).into_iter();
+        let mut by_op: Vec<Vec<Option<ElfRead>>> = plan
+            .ops
+            .iter()
+            .map(|p| match &p.op {
+                Op::CopyDir { entries, .. } => (0..entries.len()).map(|_| None).collect(),
+                Op::CopyFile { autodep: true, .. } => vec![None],
+                _ => Vec::new(),
+            })
+            .collect();
+        for (op, entry, _) in sources {
+            if let Some(slot) = by_op
+                .get_mut(op)
+                .and_then(|v| v.get_mut(entry.unwrap_or(0)))
+            {
+                *slot = read.next();
+            }
+        }
+        SourceHeaders(by_op)
+    }
+
+    /// What was read for an operation's file (`entry` of a dir copy), taken out.
+    fn take(&mut self, op: usize, entry: Option<usize>) -> Option<ElfRead> {
+        self.0.get_mut(op)?.get_mut(entry.unwrap_or(0))?.take()
+    }
+}
+
 /// Every file of the image that may be ELF: listed files with autodep, and
 /// the files of copied dirs, as the map has them (a file another entry
-/// replaces is not analysed). Headers are read in parallel; non-ELF files and
-/// objects that are neither executables nor shared objects are skipped.
+/// replaces is not analysed). Non-ELF files and objects that are neither
+/// executables nor shared objects are skipped; every file read is recorded in
+/// the report's headers for the final check.
 fn collect_subjects(
     plan: &Plan,
     map: &ImageMap,
-    warnings: &mut Vec<String>,
-    headers: &mut KnownHeaders,
+    mut read: SourceHeaders,
+    report: &mut LibraryReport,
 ) -> Vec<Subject> {
-    let mut candidates = Vec::new();
+    let mut subjects = Vec::new();
     for (dest, node) in &map.nodes {
         let NodeKind::File { src } = &node.kind else {
             continue;
@@ -179,19 +241,15 @@ fn collect_subjects(
             Op::CopyDir { .. } => (false, Some(node.op)),
             _ => continue,
         };
-        candidates.push((p.bom, src, dest, dir_op, listed));
-    }
-    let read: Vec<_> = candidates
-        .par_iter()
-        .map(|(_, src, ..)| elf::read_file(src))
-        .collect();
-    let mut subjects = Vec::new();
-    for ((bom, src, dest, dir_op, listed), r) in candidates.into_iter().zip(read) {
+        let r = match read.take(node.op, node.entry) {
+            Some(r) => r,
+            None => elf::read_file(src),
+        };
         match r {
             Ok(Some(elf)) if elf.kind == ET_EXEC || elf.kind == ET_DYN => {
-                headers.insert(dest.clone(), Some(elf.clone()));
+                report.headers.insert(dest.clone(), Some(elf.clone()));
                 subjects.push(Subject {
-                    bom,
+                    bom: p.bom,
                     src: src.clone(),
                     dest: dest.clone(),
                     dir_op,
@@ -200,9 +258,11 @@ fn collect_subjects(
                 })
             }
             Ok(_) => {
-                headers.insert(dest.clone(), None);
+                report.headers.insert(dest.clone(), None);
             }
-            Err(e) => warnings.push(format!("{}: not a usable ELF file: {e}", src.display())),
+            Err(e) => report
+                .warnings
+                .push(format!("{}: not a usable ELF file: {e}", src.display())),
         }
     }
     subjects

@@ -9,7 +9,7 @@
 mod parse;
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::Path;
 
 use serde::Serialize;
@@ -118,14 +118,20 @@ const HEAD_BYTES: usize = 1024;
 /// at the cost of one small read; `Err` when it is ELF but malformed or
 /// cannot be read.
 pub fn read_file(path: &Path) -> Result<Option<ElfFile>, ElfError> {
-    let io = |e: std::io::Error| ElfError::Io {
+    read_opened(path, fs::File::open(path))
+}
+
+/// [`read_file`] of a file the caller opened (e.g. relative to its
+/// directory); `path` names it in errors.
+pub fn read_opened(path: &Path, file: io::Result<fs::File>) -> Result<Option<ElfFile>, ElfError> {
+    let io = |e: io::Error| ElfError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let mut file = fs::File::open(path).map_err(io)?;
+    let mut file = file.map_err(io)?;
     // One read brings the magic and, for most files, every header; parsing
     // reads further itself. Reading stops early only to get the magic whole.
-    let mut head = vec![0u8; HEAD_BYTES];
+    let mut head = [0u8; HEAD_BYTES];
     let mut got = 0;
     while got < MAGIC.len() {
         match file.read(&mut head[got..]).map_err(io)? {
@@ -133,8 +139,8 @@ pub fn read_file(path: &Path) -> Result<Option<ElfFile>, ElfError> {
             n => got += n,
         }
     }
-    head.truncate(got);
-    if !has_magic(&head) {
+    let head = &head[..got];
+    if !has_magic(head) {
         return Ok(None);
     }
     let len = file.metadata().map_err(io)?.len();

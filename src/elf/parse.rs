@@ -50,7 +50,7 @@ impl Bytes<'_> {
 
 /// Class- and byte-order-aware reads, each bounded by the source's length.
 #[derive(Clone, Copy)]
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     bytes: Bytes<'a>,
     class: Class,
     data: Endian,
@@ -82,7 +82,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader over bytes already read (a table), with the same class and order.
-    fn over(&self, bytes: &'a [u8]) -> Reader<'a> {
+    pub(super) fn over(&self, bytes: &'a [u8]) -> Reader<'a> {
         Reader {
             bytes: Bytes::Mem(bytes),
             ..*self
@@ -98,21 +98,21 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn u16(&self, offset: u64, what: &'static str) -> Result<u16, ElfError> {
+    pub(super) fn u16(&self, offset: u64, what: &'static str) -> Result<u16, ElfError> {
         // A 2-byte read cannot exceed u16.
         Ok(self.uint(offset, 2, what)? as u16)
     }
 
-    fn u32(&self, offset: u64, what: &'static str) -> Result<u32, ElfError> {
+    pub(super) fn u32(&self, offset: u64, what: &'static str) -> Result<u32, ElfError> {
         Ok(self.uint(offset, 4, what)? as u32)
     }
 
     /// A word: 4 bytes in ELF32, 8 in ELF64.
-    fn word(&self, offset: u64, what: &'static str) -> Result<u64, ElfError> {
+    pub(super) fn word(&self, offset: u64, what: &'static str) -> Result<u64, ElfError> {
         self.uint(offset, self.word_size(), what)
     }
 
-    fn word_size(&self) -> u64 {
+    pub(super) fn word_size(&self) -> u64 {
         match self.class {
             Class::Elf32 => 4,
             Class::Elf64 => 8,
@@ -121,7 +121,7 @@ impl<'a> Reader<'a> {
 }
 
 /// One program header, normalised to 64-bit fields.
-struct Segment {
+pub(super) struct Segment {
     kind: u32,
     offset: u64,
     vaddr: u64,
@@ -135,7 +135,18 @@ const MAX_STRTAB: u64 = 32 << 20;
 /// The largest ELF header (ELF64).
 const EHDR_SIZE: u64 = 64;
 
-pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
+/// The ELF header's facts and the program headers, with a reader of the file set to its class
+/// and byte order.
+struct Layout<'a> {
+    reader: Reader<'a>,
+    ident: [u8; 16],
+    kind: u16,
+    machine: u16,
+    flags: u32,
+    segments: Vec<Segment>,
+}
+
+fn layout(bytes: Bytes) -> Result<Layout, ElfError> {
     let head_len = bytes.len().min(EHDR_SIZE);
     let probe = Reader {
         bytes,
@@ -146,7 +157,10 @@ pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
     if !has_magic(&head) {
         return Err(ElfError::NotElf);
     }
-    let ident = head.get(..16).ok_or(ElfError::Truncated("e_ident"))?;
+    let ident: [u8; 16] = head
+        .get(..16)
+        .and_then(|i| i.try_into().ok())
+        .ok_or(ElfError::Truncated("e_ident"))?;
     let class = match ident[4] {
         1 => Class::Elf32,
         2 => Class::Elf64,
@@ -176,7 +190,26 @@ pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
         ),
     };
     let segments = program_headers(&file_reader, phoff, phentsize, phnum)?;
-    let r = file_reader;
+    Ok(Layout {
+        reader: file_reader,
+        ident,
+        kind,
+        machine,
+        flags,
+        segments,
+    })
+}
+
+pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
+    let Layout {
+        reader: r,
+        ident,
+        kind,
+        machine,
+        flags,
+        segments,
+    } = layout(bytes)?;
+    let (class, data) = (r.class, r.data);
     let mut file = ElfFile {
         class,
         data,
@@ -272,7 +305,7 @@ fn vaddr_to_offset(segments: &[Segment], addr: u64) -> Option<(u64, u64)> {
 /// (patchelf moves `.dynstr` to the end of a segment it prepends, and the
 /// table then runs into the following one). Stops early at the first byte
 /// no segment maps from the file, or at the end of the file.
-fn read_mapped<'a>(
+pub(super) fn read_mapped<'a>(
     r: &Reader<'a>,
     segments: &[Segment],
     addr: u64,
@@ -306,7 +339,7 @@ fn read_mapped<'a>(
 }
 
 /// The raw (tag, value) pairs of PT_DYNAMIC up to DT_NULL.
-fn dynamic_entries(r: &Reader, seg: &Segment) -> Result<Vec<(u64, u64)>, ElfError> {
+pub(super) fn dynamic_entries(r: &Reader, seg: &Segment) -> Result<Vec<(u64, u64)>, ElfError> {
     let table = r.slice(seg.offset, seg.filesz, "PT_DYNAMIC")?;
     let entry = 2 * r.word_size();
     let sub = r.over(&table);
@@ -331,12 +364,7 @@ fn read_dynamic(
 ) -> Result<(), ElfError> {
     let entries = dynamic_entries(r, seg)?;
     let value = |tag| entries.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v);
-    let uses_strings = entries.iter().any(|(t, _)| {
-        matches!(
-            *t,
-            DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH | DT_FILTER | DT_AUXILIARY
-        )
-    });
+    let uses_strings = entries.iter().any(|(t, _)| is_string_tag(*t));
     let flags_1 = value(DT_FLAGS_1).unwrap_or(0);
     file.nodeflib = flags_1 & DF_1_NODEFLIB != 0;
     file.pie = flags_1 & DF_1_PIE != 0;
@@ -356,9 +384,31 @@ fn read_dynamic(
     if len > MAX_STRTAB {
         return invalid("DT_STRSZ", len);
     }
-    let strings = read_mapped(r, segments, strtab, len, "dynamic string table")?;
+    // Only the strings the entries name are read: from the first of them to the last, plus room
+    // for the last to end (the whole table is read only if that room is not enough). Big
+    // libraries have string tables of megabytes and name a few strings at their start.
+    let offsets = entries
+        .iter()
+        .filter(|(t, _)| is_string_tag(*t))
+        .map(|(_, v)| *v);
+    let first = offsets.clone().min().unwrap_or(0).min(len);
+    let span = offsets.max().unwrap_or(0).saturating_sub(first);
+    let window = span.saturating_add(STRING_ROOM).min(len - first);
+    let strings = read_mapped(r, segments, strtab + first, window, "dynamic string table")?;
+    let whole;
+    let (strings, base) = if window < len - first
+        && entries
+            .iter()
+            .filter(|(t, _)| is_string_tag(*t))
+            .any(|(_, v)| string_at(&strings, v - first).is_err())
+    {
+        whole = read_mapped(r, segments, strtab, len, "dynamic string table")?;
+        (&whole, 0)
+    } else {
+        (&strings, first)
+    };
     for (tag, val) in &entries {
-        let text = || string_at(&strings, *val);
+        let text = || string_at(strings, val.saturating_sub(base));
         match *tag {
             DT_NEEDED => file.needed.push(text()?),
             DT_SONAME => file.soname = Some(text()?),
@@ -371,6 +421,18 @@ fn read_dynamic(
     }
     Ok(())
 }
+
+/// The dynamic tags whose value is an offset into the dynamic string table that we read.
+fn is_string_tag(tag: u64) -> bool {
+    matches!(
+        tag,
+        DT_NEEDED | DT_SONAME | DT_RPATH | DT_RUNPATH | DT_FILTER | DT_AUXILIARY
+    )
+}
+
+/// How far past the last string named a first read of the string table goes, for that string
+/// to end within it (paths and sonames are far shorter).
+const STRING_ROOM: u64 = 4096;
 
 fn string_at(strings: &[u8], offset: u64) -> Result<String, ElfError> {
     let bad = ElfError::Invalid {
