@@ -116,6 +116,12 @@ fn final_check_verdict(
             join_paths(&m.searched)
         )
     }));
+    problems.extend(
+        report
+            .symbols
+            .iter()
+            .map(|p| format!("check: in the image, {}", report::symbol_line(p))),
+    );
     if strict && !problems.is_empty() {
         return Err(
             Error::new(Status::MissingLibraries, "the image is incomplete:").with_details(problems),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::apply::Summary;
-use crate::check::{CheckReport, Role};
+use crate::check::{CheckReport, Role, SymbolFinding, SymbolProblem};
 use crate::deps::Missing;
 use crate::plan::{Op, Plan};
 
@@ -169,6 +169,9 @@ pub fn check_lines(r: &CheckReport) -> String {
         }
         let _ = writeln!(out, ")");
     }
+    for p in &r.symbols {
+        let _ = writeln!(out, "{}", symbol_line(p));
+    }
     for l in &r.dangling_links {
         let _ = writeln!(
             out,
@@ -210,14 +213,61 @@ pub fn check_lines(r: &CheckReport) -> String {
     let alone = r.objects.iter().filter(|o| o.role == Role::Alone).count();
     let _ = writeln!(
         out,
-        "{} ELF files checked ({programs} programs, {alone} objects no program loads): {verdict} \
-         ({} missing libraries, {} missing interpreters, {} dangling links)",
+        "{} ELF files checked ({programs} programs, {alone} objects no program loads, {} symbol \
+         references): {verdict} ({} missing libraries, {} missing interpreters, {} symbol problems, \
+         {} dangling links)",
         r.elf_files,
+        r.symbol_references,
         r.missing.len(),
         r.missing_interpreters.len(),
+        r.symbols.len(),
         r.dangling_links.len()
     );
     out
+}
+
+/// One symbol problem: what is missing, who needs it, and in which program's scope.
+pub fn symbol_line(p: &SymbolProblem) -> String {
+    let what = match &p.finding {
+        SymbolFinding::Version {
+            version,
+            library,
+            provider,
+        } => format!(
+            "version {} of {} not found: {} defines no such version",
+            escape(version),
+            escape(library),
+            shown(provider)
+        ),
+        SymbolFinding::Symbol {
+            name,
+            version,
+            library,
+        } => match (version, library) {
+            (Some(v), Some(l)) => format!(
+                "undefined symbol {}@{} (from {}): no object of the scope defines it",
+                escape(name),
+                escape(v),
+                escape(l)
+            ),
+            _ => format!(
+                "undefined symbol {}: no object of the scope defines it",
+                escape(name)
+            ),
+        },
+        SymbolFinding::ForeignLibc { object, program } => {
+            format!("a {object} object in a {program} program")
+        }
+    };
+    let first = p.scopes.first().map(|s| s.display().to_string());
+    let more = p.scopes.len().saturating_sub(1);
+    let scope = match (p.alone, first) {
+        (true, _) => ", judged alone: no program loads it".to_string(),
+        (false, Some(s)) if more > 0 => format!(", loading {s} and {more} more programs"),
+        (false, Some(s)) if s != p.needed_by.display().to_string() => format!(", loading {s}"),
+        (false, _) => String::new(),
+    };
+    format!("{what} (needed by {}{scope})", shown(&p.needed_by))
 }
 
 /// One line: files copied / unchanged, libraries, links, dirs, bytes, time.

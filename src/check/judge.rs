@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::image::{FileId, Image, Object};
+use super::symbols::{self, Scope};
 use super::{CheckReport, LoadedFirst, MissingLibrary, ObjectVerdict, Role};
 use crate::deps::LoaderConfig;
 use crate::elf::{Class, ET_DYN, ET_EXEC, ElfFile};
@@ -154,6 +155,24 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
         }
     }
 
+    // Symbols are judged in the scopes that load all their libraries.
+    let whole = |c: &&Closure| c.missing.is_empty() && !c.interp_missing && c.error.is_none();
+    let scopes: Vec<Scope> = program_closures
+        .iter()
+        .filter(whole)
+        .map(|c| Scope {
+            root: c.root,
+            ids: &c.ids,
+            program: true,
+        })
+        .chain(lone_closures.iter().filter(whole).map(|c| Scope {
+            root: c.root,
+            ids: &c.ids,
+            program: false,
+        }))
+        .collect();
+    symbols::judge(image, &scopes, report);
+
     for c in program_closures.iter().chain(&lone_closures) {
         if let Some(e) = &c.error {
             report.warnings.push(e.clone());
@@ -169,6 +188,17 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
         &lone_complete,
         &failing_needers,
     );
+    // An object with a symbol problem does not load, nor do the programs it was found in.
+    let failing: HashSet<&Path> = report
+        .symbols
+        .iter()
+        .flat_map(|p| p.scopes.iter().chain([&p.needed_by]).map(PathBuf::as_path))
+        .collect();
+    for v in &mut report.objects {
+        if failing.contains(v.path.as_path()) {
+            v.complete = false;
+        }
+    }
 }
 
 /// A shared library with PT_INTERP (glibc's `libc.so.6`, `libcap.so.2`)

@@ -9,6 +9,7 @@
 
 mod image;
 mod judge;
+mod symbols;
 
 use std::path::{Path, PathBuf};
 
@@ -83,6 +84,42 @@ pub struct LoadedFirst {
     pub needed_by: Vec<PathBuf>,
 }
 
+/// What is wrong with one object's symbols in a load scope.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SymbolFinding {
+    /// A version the object requires of a library that library does not define: the loader
+    /// stops with "version `VERSION' not found".
+    Version {
+        version: String,
+        /// The library's soname, as the object's requirement names it.
+        library: String,
+        /// The file the loader picked for it in the image.
+        provider: PathBuf,
+    },
+    /// An undefined symbol no object of the scope defines (with that version): the loader
+    /// stops with "undefined symbol" when it binds it.
+    Symbol {
+        name: String,
+        version: Option<String>,
+        /// The library the version was taken from when the object was linked.
+        library: Option<String>,
+    },
+    /// An object built for one C library in a program of the other.
+    ForeignLibc { object: String, program: String },
+}
+
+/// A symbol finding, with every scope it was found in.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SymbolProblem {
+    pub needed_by: PathBuf,
+    pub finding: SymbolFinding,
+    /// The programs whose load fails for it; for `alone`, the objects judged alone.
+    pub scopes: Vec<PathBuf>,
+    /// Judged alone (no program loads `needed_by`).
+    pub alone: bool,
+}
+
 /// What `check` found. Paths are image paths.
 #[derive(Debug, Default, Serialize)]
 pub struct CheckReport {
@@ -94,6 +131,10 @@ pub struct CheckReport {
     /// (program, interpreter) pairs whose interpreter is not in the image.
     pub missing_interpreters: Vec<(PathBuf, String)>,
     pub loaded_first: Vec<LoadedFirst>,
+    /// Symbols and versions the loader will not find.
+    pub symbols: Vec<SymbolProblem>,
+    /// Undefined symbol references judged (in every scope).
+    pub symbol_references: usize,
     pub dangling_links: Vec<DanglingLink>,
     pub warnings: Vec<String>,
 }
@@ -101,7 +142,7 @@ pub struct CheckReport {
 impl CheckReport {
     /// True when every program and every object judged alone will load.
     pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.missing_interpreters.is_empty()
+        self.missing.is_empty() && self.missing_interpreters.is_empty() && self.symbols.is_empty()
     }
 
     /// The verdict on the object at an image path.

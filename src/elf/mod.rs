@@ -7,12 +7,15 @@
 //! never a panic and never an allocation larger than the file.
 
 mod parse;
+mod symbols;
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 
 use serde::Serialize;
+
+pub use symbols::{Definition, Reference, Symbols, VersionNeed};
 
 /// `e_type` of a shared object or position-independent executable.
 pub const ET_DYN: u16 = 3;
@@ -151,6 +154,22 @@ pub fn read_opened(path: &Path, file: io::Result<fs::File>) -> Result<Option<Elf
         head,
     })
     .map(Some)
+}
+
+/// Reads the dynamic symbols and symbol versions of the ELF file at `path`, as the loader binds
+/// them. `Ok(None)`: the file has no dynamic symbol table (a static program).
+pub fn read_symbols(path: &Path) -> Result<Option<Symbols>, ElfError> {
+    let io = |e: io::Error| ElfError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let file = fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    parse::symbols(parse::Bytes::File {
+        file: &file,
+        len,
+        head: &[],
+    })
 }
 
 #[cfg(test)]

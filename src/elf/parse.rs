@@ -52,7 +52,7 @@ impl Bytes<'_> {
 #[derive(Clone, Copy)]
 pub(super) struct Reader<'a> {
     bytes: Bytes<'a>,
-    class: Class,
+    pub(super) class: Class,
     data: Endian,
 }
 
@@ -96,6 +96,11 @@ impl<'a> Reader<'a> {
             Endian::Big => raw.iter().fold(0, fold),
             Endian::Little => raw.iter().rev().fold(0, fold),
         })
+    }
+
+    pub(super) fn u8(&self, offset: u64, what: &'static str) -> Result<u8, ElfError> {
+        // A 1-byte read cannot exceed u8.
+        Ok(self.uint(offset, 1, what)? as u8)
     }
 
     pub(super) fn u16(&self, offset: u64, what: &'static str) -> Result<u16, ElfError> {
@@ -198,6 +203,15 @@ fn layout(bytes: Bytes) -> Result<Layout, ElfError> {
         flags,
         segments,
     })
+}
+
+/// The dynamic symbols and versions of an object; None without PT_DYNAMIC or a symbol table.
+pub(super) fn symbols(bytes: Bytes) -> Result<Option<super::Symbols>, ElfError> {
+    let l = layout(bytes)?;
+    match l.segments.iter().find(|s| s.kind == PT_DYNAMIC) {
+        Some(dynamic) => super::symbols::read(&l.reader, dynamic, &l.segments),
+        None => Ok(None),
+    }
 }
 
 pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {

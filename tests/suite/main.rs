@@ -11,6 +11,7 @@ mod bom_fuzz;
 mod bom_load;
 mod check_differential;
 mod check_messages;
+mod check_symbols;
 mod check_trees;
 mod cli_autodep;
 mod cli_build;
