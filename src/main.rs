@@ -115,7 +115,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check that every ELF file in an image finds all its libraries inside the image.
+    /// Check that every ELF file in an image finds its libraries, symbols and symbol versions inside the image.
     Check {
         /// The image root to check (a directory holding the image's /).
         #[arg(long)]
@@ -128,6 +128,9 @@ enum Command {
         /// JSON output.
         #[arg(long)]
         json: bool,
+        /// Do not judge symbols and symbol versions (only libraries and interpreters).
+        #[arg(long)]
+        no_symbols: bool,
     },
 }
 
@@ -168,7 +171,15 @@ fn main() -> ExitCode {
             root,
             loader_config,
             json,
-        }) => run_check(&root, loader_config, json),
+            no_symbols,
+        }) => run_check(
+            &root,
+            loader_config,
+            json,
+            check::CheckOptions {
+                symbols: !no_symbols,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -366,9 +377,10 @@ fn run_check(
     root: &std::path::Path,
     loader_config: Option<PathBuf>,
     json: bool,
+    options: check::CheckOptions,
 ) -> Result<(), Error> {
     let config = LoaderConfig::load(loader_config.as_deref())?;
-    let rep = check::check_image(root, &config, &Default::default())?;
+    let rep = check::check_image_with(root, &config, &Default::default(), options)?;
     if json {
         out(&format!(
             "{}\n",

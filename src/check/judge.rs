@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::image::{FileId, Image, Object};
 use super::symbols::{self, Scope};
-use super::{CheckReport, LoadedFirst, MissingLibrary, ObjectVerdict, Role};
+use super::{CheckOptions, CheckReport, LoadedFirst, MissingLibrary, ObjectVerdict, Role};
 use crate::deps::LoaderConfig;
 use crate::elf::{Class, ET_DYN, ET_EXEC, ElfFile};
 use crate::ldso::{Dep, Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
@@ -56,7 +56,12 @@ fn role_of(elf: &ElfFile) -> Role {
 }
 
 /// Judges every object of `image` and fills the report.
-pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckReport) {
+pub(super) fn judge(
+    image: &Image,
+    config: &LoaderConfig,
+    options: CheckOptions,
+    report: &mut CheckReport,
+) {
     let resolver = Resolver::new(ResolverOptions {
         sysroot: image.root.clone(),
         library_path: Vec::new(),
@@ -164,14 +169,18 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
             root: c.root,
             ids: &c.ids,
             program: true,
+            musl: loaded_by_musl(c),
         })
         .chain(lone_closures.iter().filter(whole).map(|c| Scope {
             root: c.root,
             ids: &c.ids,
             program: false,
+            musl: loaded_by_musl(c),
         }))
         .collect();
-    symbols::judge(image, &scopes, report);
+    if options.symbols {
+        symbols::judge(image, &scopes, report);
+    }
 
     for c in program_closures.iter().chain(&lone_closures) {
         if let Some(e) = &c.error {
@@ -199,6 +208,13 @@ pub(super) fn judge(image: &Image, config: &LoaderConfig, report: &mut CheckRepo
             v.complete = false;
         }
     }
+}
+
+/// Whether a closure is loaded by musl's loader (which binds symbols by name only).
+fn loaded_by_musl(c: &Closure) -> bool {
+    c.interp
+        .as_deref()
+        .is_some_and(|i| Flavor::of_interp(i) == Flavor::Musl)
 }
 
 /// A shared library with PT_INTERP (glibc's `libc.so.6`, `libcap.so.2`)

@@ -151,13 +151,38 @@ impl CheckReport {
     }
 }
 
-/// Checks the image at `root`. With a loader config, a file whose
-/// interpreter is configured searches the configured lib dirs (inside the
-/// image) first, as the Occlum loader would. Files in `known` are not read.
+/// What `check` judges besides libraries and interpreters.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Symbols and symbol versions (on unless asked not to: they are what makes an image with
+    /// every library still fail at start-up).
+    pub symbols: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions { symbols: true }
+    }
+}
+
+/// Checks the image at `root`, symbols included. With a loader config, a
+/// file whose interpreter is configured searches the configured lib dirs
+/// (inside the image) first, as the Occlum loader would. Files in `known`
+/// are not read.
 pub fn check_image(
     root: &Path,
     config: &LoaderConfig,
     known: &KnownHeaders,
+) -> Result<CheckReport> {
+    check_image_with(root, config, known, CheckOptions::default())
+}
+
+/// [`check_image`] with options.
+pub fn check_image_with(
+    root: &Path,
+    config: &LoaderConfig,
+    known: &KnownHeaders,
+    options: CheckOptions,
 ) -> Result<CheckReport> {
     if !root.is_dir() {
         return Err(Error::new(
@@ -169,7 +194,7 @@ pub fn check_image(
     let image = image::Image::read(root, known, &mut report.warnings);
     report.elf_files = image.objects.len();
     report.dangling_links = image.dangling_links();
-    judge::judge(&image, config, &mut report);
+    judge::judge(&image, config, options, &mut report);
     for m in &mut report.missing {
         m.dangling_link = report
             .dangling_links

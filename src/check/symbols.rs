@@ -8,12 +8,15 @@
 //! - an object no program loads is judged only on what it can know alone: its required versions
 //!   and its versioned references, never its unversioned ones (python's extension modules take
 //!   `Py*` from the program that loads them);
-//! - a musl object in a glibc program, or the reverse, is reported.
+//! - a musl object in a glibc program, or the reverse, is reported;
+//! - musl's loader ignores versions: it binds by name, skipping only hidden definitions, and
+//!   requires no version of anyone, so a musl scope is judged that way.
 //!
 //! A scope that misses a library or its interpreter is not judged here: the missing library is
 //! the problem to fix, and everything it defines would show up again as missing symbols.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -30,19 +33,31 @@ pub(super) struct Scope<'a> {
     pub ids: &'a HashSet<FileId>,
     /// A program (its whole global scope is known) rather than an object judged alone.
     pub program: bool,
+    /// Loaded by musl's loader.
+    pub musl: bool,
 }
 
-/// The symbol tables of the image's objects, one per identity.
+/// The symbol tables of the image's objects, one per identity, and for each undefined reference
+/// the objects whose definition the loader would accept for it (computed once: a library's
+/// references are the same in every scope that loads it).
 struct Tables {
     /// Identity → index of its first name in `Image::objects`.
     first: HashMap<FileId, usize>,
     symbols: HashMap<usize, Symbols>,
-    /// Symbol name → the objects (indexes) that define it.
-    definers: HashMap<String, Vec<usize>>,
+    accepted_by: HashMap<usize, Accepted>,
+}
+
+/// For each reference of one object (in `Symbols::references` order), the objects whose
+/// definition the loader accepts for it: `acceptors[ranges[k]]` for glibc's lookup, and
+/// `acceptors[by_name[k]]` for musl's (by name alone), when some scope is musl's.
+struct Accepted {
+    ranges: Vec<Range<usize>>,
+    by_name: Vec<Range<usize>>,
+    acceptors: Vec<usize>,
 }
 
 impl Tables {
-    fn read(image: &Image, warnings: &mut Vec<String>) -> Tables {
+    fn read(image: &Image, musl: bool, warnings: &mut Vec<String>) -> Tables {
         let mut first: HashMap<FileId, usize> = HashMap::new();
         for (i, o) in image.objects.iter().enumerate() {
             first.entry(o.id).or_insert(i);
@@ -61,23 +76,66 @@ impl Tables {
             })
             .collect();
         let mut symbols = HashMap::new();
-        let mut definers: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, r) in read {
             match r {
                 Ok(Some(s)) => {
-                    for name in s.defined.keys() {
-                        definers.entry(name.clone()).or_default().push(i);
-                    }
                     symbols.insert(i, s);
                 }
                 Ok(None) => {}
                 Err(w) => warnings.push(format!("cannot read the symbols of {w}")),
             }
         }
+        // Name → the objects defining it, names borrowed from the tables.
+        let mut definers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (&i, s) in &symbols {
+            let mut last = None;
+            for (name, _) in &s.defined {
+                if last != Some(name.as_str()) {
+                    definers.entry(name.as_str()).or_default().push(i);
+                    last = Some(name.as_str());
+                }
+            }
+        }
+        let accepted_by = symbols
+            .par_iter()
+            .map(|(&i, s)| {
+                let mut acceptors = Vec::new();
+                let mut accept =
+                    |name: &str, version: Option<&str>| {
+                        let start = acceptors.len();
+                        if let Some(ds) = definers.get(name) {
+                            acceptors.extend(ds.iter().copied().filter(|d| {
+                                symbols.get(d).is_some_and(|t| t.defines(name, version))
+                            }));
+                        }
+                        start..acceptors.len()
+                    };
+                let ranges: Vec<_> = s
+                    .references
+                    .iter()
+                    .map(|r| {
+                        let need = r.need.and_then(|n| s.needs.get(n));
+                        accept(&r.name, need.map(|n| n.version.as_str()))
+                    })
+                    .collect();
+                let by_name = match musl {
+                    true => s.references.iter().map(|r| accept(&r.name, None)).collect(),
+                    false => Vec::new(),
+                };
+                (
+                    i,
+                    Accepted {
+                        ranges,
+                        by_name,
+                        acceptors,
+                    },
+                )
+            })
+            .collect();
         Tables {
             first,
             symbols,
-            definers,
+            accepted_by,
         }
     }
 }
@@ -88,7 +146,7 @@ type Found = Vec<((usize, SymbolFinding), PathBuf)>;
 /// Judges every scope and adds what it finds to the report, one problem per (object, finding)
 /// with every scope it was found in.
 pub(super) fn judge(image: &Image, scopes: &[Scope], report: &mut CheckReport) {
-    let tables = Tables::read(image, &mut report.warnings);
+    let tables = Tables::read(image, scopes.iter().any(|s| s.musl), &mut report.warnings);
     let found: Vec<(Found, usize, bool)> = scopes
         .par_iter()
         .map(|s| {
@@ -126,7 +184,10 @@ fn judge_scope(image: &Image, tables: &Tables, scope: &Scope) -> (Found, usize) 
         .filter_map(|id| tables.first.get(id).copied())
         .collect();
     members.sort_unstable();
-    let in_scope: HashSet<usize> = members.iter().copied().collect();
+    let mut in_scope = vec![false; objects.len()];
+    for &i in &members {
+        in_scope[i] = true;
+    }
     let mut found: Found = Vec::new();
     let mut checked = 0;
     if scope.program
@@ -156,19 +217,25 @@ fn judge_scope(image: &Image, tables: &Tables, scope: &Scope) -> (Found, usize) 
         }
     }
     for &i in &members {
-        let Some(syms) = tables.symbols.get(&i) else {
+        let (Some(syms), Some(accepted)) = (tables.symbols.get(&i), tables.accepted_by.get(&i))
+        else {
             continue;
         };
-        let mut missing_versions: HashSet<(&str, &str)> = HashSet::new();
-        for need in syms.needs.iter().filter(|n| !n.weak) {
+        let mut missing_versions: HashSet<usize> = HashSet::new();
+        let required = syms
+            .needs
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.weak && !scope.musl);
+        for (n, need) in required {
             let Some(&lib) = by_name.get(need.file.as_str()) else {
                 continue;
             };
             let Some(defs) = tables.symbols.get(&lib) else {
                 continue;
             };
-            if defs.has_version_table && !defs.versions.contains(&need.version) {
-                missing_versions.insert((need.file.as_str(), need.version.as_str()));
+            if defs.has_version_table && !defs.defines_version(&need.version) {
+                missing_versions.insert(n);
                 let finding = SymbolFinding::Version {
                     version: need.version.clone(),
                     library: need.file.clone(),
@@ -177,32 +244,30 @@ fn judge_scope(image: &Image, tables: &Tables, scope: &Scope) -> (Found, usize) 
                 found.push(((i, finding), root_path.clone()));
             }
         }
-        for r in &syms.references {
+        let ranges = if scope.musl {
+            &accepted.by_name
+        } else {
+            &accepted.ranges
+        };
+        for (r, range) in syms.references.iter().zip(ranges) {
             // Alone, only a versioned reference is the object's own to satisfy.
-            if !scope.program && r.version.is_none() {
+            if !scope.program && r.need.is_none() {
                 continue;
             }
-            if let Some((v, f)) = &r.version
-                && missing_versions.contains(&(f.as_str(), v.as_str()))
-            {
+            if r.need.is_some_and(|n| missing_versions.contains(&n)) {
                 continue;
             }
             checked += 1;
-            let version = r.version.as_ref().map(|(v, _)| v.as_str());
-            let defined = tables.definers.get(&r.name).is_some_and(|ds| {
-                ds.iter().any(|d| {
-                    in_scope.contains(d)
-                        && tables
-                            .symbols
-                            .get(d)
-                            .is_some_and(|s| s.defines(&r.name, version))
-                })
-            });
+            let defined = accepted
+                .acceptors
+                .get(range.clone())
+                .is_some_and(|ds| ds.iter().any(|&d| in_scope[d]));
             if !defined {
+                let need = r.need.and_then(|n| syms.needs.get(n));
                 let finding = SymbolFinding::Symbol {
                     name: r.name.clone(),
-                    version: r.version.as_ref().map(|(v, _)| v.clone()),
-                    library: r.version.as_ref().map(|(_, f)| f.clone()),
+                    version: need.map(|n| n.version.clone()),
+                    library: need.map(|n| n.file.clone()),
                 };
                 found.push(((i, finding), root_path.clone()));
             }

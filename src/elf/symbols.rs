@@ -41,13 +41,11 @@ const MAX_VERSION_ENTRIES: u64 = 1 << 16;
 const MAX_TABLE_BYTES: u64 = 256 << 20;
 
 /// One definition of a name: its version, as `.gnu.version` gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Definition {
-    /// The version index (0 local, 1 global/unversioned, 2.. a `.gnu.version_d` entry); None
-    /// when the object has no `.gnu.version` at all.
+    /// The version index (1 global/unversioned, 2.. a `.gnu.version_d` entry); None when the
+    /// object has no `.gnu.version` at all.
     pub index: Option<u16>,
-    /// The name of that version, for indexes of `.gnu.version_d`.
-    pub version: Option<String>,
     /// Not the default version (`name@VER`, not `name@@VER`).
     pub hidden: bool,
 }
@@ -56,8 +54,8 @@ pub struct Definition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
     pub name: String,
-    /// The version and the file (a soname) it was taken from, when versioned.
-    pub version: Option<(String, String)>,
+    /// The version it was linked against: an index into [`Symbols::needs`].
+    pub need: Option<usize>,
 }
 
 /// A version the object requires of one of its libraries (`.gnu.version_r`).
@@ -68,41 +66,66 @@ pub struct VersionNeed {
     pub version: String,
     /// `VER_FLG_WEAK`: glibc only warns when it is missing.
     pub weak: bool,
+    /// Its index in `.gnu.version` (`vna_other`).
+    pub index: u16,
 }
 
 /// What one object defines and needs, by symbol and version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Symbols {
-    /// Defined, exported names and each of their definitions.
-    pub defined: HashMap<String, Vec<Definition>>,
+    /// Defined, exported names with each definition, sorted by name (a name with several
+    /// versions has several entries).
+    pub defined: Vec<(String, Definition)>,
     /// Undefined, non-weak references (weak ones may stay unbound).
     pub references: Vec<Reference>,
     pub needs: Vec<VersionNeed>,
-    /// The versions the object defines (`.gnu.version_d`, the base entry left out).
-    pub versions: Vec<String>,
+    /// The versions the object defines (`.gnu.version_d`), by index, the base entry included.
+    pub versions: Vec<(u16, String)>,
     /// Whether the object has a `.gnu.version_d` table: glibc checks required versions only
     /// against objects that define versions.
     pub has_version_table: bool,
 }
 
 impl Symbols {
+    /// Whether the object defines the version `name` (the base entry, its own soname, aside).
+    pub fn defines_version(&self, name: &str) -> bool {
+        self.versions.iter().any(|(i, v)| *i >= 2 && v == name)
+    }
+
+    /// The name of a version index, as the loader numbers them: the definitions' and the
+    /// requirements' indexes share one space (a program's copy-relocated `stdout` is defined at
+    /// the index of the GLIBC_2.2.5 it requires of libc).
+    pub fn version_name(&self, index: u16) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, n)| n.as_str())
+            .or_else(|| {
+                self.needs
+                    .iter()
+                    .find(|n| n.index == index)
+                    .map(|n| n.version.as_str())
+            })
+    }
+
     /// Whether `name` at `version` (None: unversioned) is defined here in a way the loader's
     /// lookup accepts (glibc's `check_match`): a versioned reference takes the definition of
     /// that version, or an unversioned one that is not hidden; an unversioned reference takes
-    /// a definition of index 0, 1 or 2, or the one non-hidden versioned definition.
+    /// a definition of index 1 or 2, or a versioned one that is not hidden.
     pub fn defines(&self, name: &str, version: Option<&str>) -> bool {
-        let Some(defs) = self.defined.get(name) else {
-            return false;
-        };
-        defs.iter().any(|d| {
-            let Some(index) = d.index else {
-                return true;
-            };
-            match version {
-                Some(v) => d.version.as_deref() == Some(v) || (index <= 1 && !d.hidden),
-                None => index <= 2 || !d.hidden,
-            }
-        })
+        let start = self.defined.partition_point(|(n, _)| n.as_str() < name);
+        self.defined[start..]
+            .iter()
+            .take_while(|(n, _)| n == name)
+            .any(|(_, d)| {
+                let Some(index) = d.index else {
+                    return true;
+                };
+                match version {
+                    Some(v) => (index <= 1 && !d.hidden) || self.version_name(index) == Some(v),
+                    None => index <= 2 || !d.hidden,
+                }
+            })
     }
 }
 
@@ -183,26 +206,24 @@ fn read_tables(
         None => None,
     };
     let mut out = Symbols::default();
-    let mut version_names: HashMap<u16, String> = HashMap::new();
     if let Some((addr, num)) = t.verdef {
         out.has_version_table = true;
         for (index, flags, name) in version_definitions(r, segments, addr, num)? {
-            let name = string(name)?;
-            if flags & VER_FLG_BASE == 0 {
-                out.versions.push(name.clone());
-            }
-            version_names.insert(index, name);
+            // The base entry names the object itself, never a version a symbol has.
+            let index = if flags & VER_FLG_BASE != 0 { 1 } else { index };
+            out.versions.push((index, string(name)?));
         }
     }
-    let mut needed_names: HashMap<u16, (String, String)> = HashMap::new();
+    // Version index of a reference → its entry in `needs`.
+    let mut needed: HashMap<u16, usize> = HashMap::new();
     if let Some((addr, num)) = t.verneed {
         for (file, index, flags, name) in version_needs(r, segments, addr, num)? {
-            let (file, version) = (string(file)?, string(name)?);
-            needed_names.insert(index, (version.clone(), file.clone()));
+            needed.insert(index, out.needs.len());
             out.needs.push(VersionNeed {
-                file,
-                version,
+                file: string(file)?,
+                version: string(name)?,
                 weak: flags & VER_FLG_WEAK != 0,
+                index,
             });
         }
     }
@@ -222,13 +243,13 @@ fn read_tables(
             if s.bind == STB_WEAK {
                 continue;
             }
-            let version = versym
+            let need = versym
                 .map(|v| v & !VERSYM_HIDDEN)
                 .filter(|v| *v >= 2)
-                .and_then(|v| needed_names.get(&v).cloned());
+                .and_then(|v| needed.get(&v).copied());
             out.references.push(Reference {
                 name: string(s.name)?,
-                version,
+                need,
             });
         } else {
             // glibc's lookup skips a definition at address 0 unless absolute or TLS.
@@ -241,12 +262,12 @@ fn read_tables(
             }
             let def = Definition {
                 index,
-                version: index.and_then(|i| version_names.get(&i).cloned()),
                 hidden: versym.is_some_and(|v| v & VERSYM_HIDDEN != 0),
             };
-            out.defined.entry(string(s.name)?).or_default().push(def);
+            out.defined.push((string(s.name)?, def));
         }
     }
+    out.defined.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 

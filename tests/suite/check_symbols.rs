@@ -333,3 +333,36 @@ fn an_older_libc_is_named_by_the_version_it_lacks() {
         "{text}"
     );
 }
+
+/// Every dynamic program of `/usr/bin` and `/usr/sbin` and python's whole standard library, with
+/// the libraries copy_bom finds for them: the host runs all of them, so any symbol finding would
+/// be a false alarm.
+#[test]
+fn the_machine_s_own_programs_raise_no_symbol_finding() {
+    let t = tempfile::tempdir().unwrap();
+    let bom = t.path().join("host.yaml");
+    std::fs::write(
+        &bom,
+        "targets:\n  - target: /usr\n    copy:\n      - dirs:\n          - /usr/bin\n          - /usr/sbin\n\
+         \x20 - target: /usr/lib\n    copy:\n      - dirs:\n          - /usr/lib/python3.11\n",
+    )
+    .unwrap();
+    let root = t.path().join("image");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_copy_bom"))
+        .arg("-f")
+        .arg(&bom)
+        .arg("--root")
+        .arg(&root)
+        .args(["--allow-missing", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let img = Image { root };
+    let r = check(&img);
+    let text = copy_bom::report::check_lines(&r);
+    assert!(r.symbols.is_empty(), "{text}");
+    let programs = r.objects.len();
+    assert!(programs > 300, "{programs} objects: {text}");
+    assert!(r.symbol_references > 50_000, "{text}");
+    eprintln!("{}", text.lines().last().unwrap_or_default());
+}

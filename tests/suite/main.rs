@@ -19,6 +19,7 @@ mod cli_deps;
 mod cli_manifest;
 mod cli_sysroot;
 mod e2e_images;
+mod elf_symbols;
 mod fs_copy;
 mod fs_root;
 mod fs_rsync;
