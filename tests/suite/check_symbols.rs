@@ -366,3 +366,53 @@ fn the_machine_s_own_programs_raise_no_symbol_finding() {
     assert!(r.symbol_references > 50_000, "{text}");
     eprintln!("{}", text.lines().last().unwrap_or_default());
 }
+
+/// The build's final check names a version the image's library lacks (the bom ships an older
+/// release of the library than the program was linked against): a warning, and with `--strict`
+/// an error (248).
+#[test]
+fn the_final_check_of_a_build_names_a_missing_version() {
+    let t = tempfile::tempdir().unwrap();
+    let build = t.path().join("build");
+    let (old, new) = liba(&build);
+    let prog = build.join("prog");
+    let lib = new.display().to_string();
+    cc(
+        "gcc",
+        "int a(void); int b(void); int main(void){return a() + b() == 3 ? 0 : 1;}\n",
+        &prog,
+        &[&lib],
+    );
+    let bom = t.path().join("app.yaml");
+    std::fs::write(
+        &bom,
+        format!(
+            "targets:\n  - target: /bin\n    copy: [{{files: [{}]}}]\n  - target: /usr/lib\n    \
+             copy: [{{files: [{}]}}]\n",
+            prog.display(),
+            old.display()
+        ),
+    )
+    .unwrap();
+    let build_with = |root: &str, strict: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_copy_bom"));
+        cmd.arg("-f")
+            .arg(&bom)
+            .arg("--root")
+            .arg(t.path().join(root));
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let out = build_with("image", false);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("version LIBA_2.0 of liba.so.1 not found") && err.contains("/bin/prog"),
+        "{err}"
+    );
+    let out = build_with("strict", true);
+    assert_eq!(out.status.code(), Some(248), "{}", stderr(&out));
+    assert!(stderr(&out).contains("version LIBA_2.0 of liba.so.1 not found"));
+}
