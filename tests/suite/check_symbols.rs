@@ -51,31 +51,39 @@ fn liba(dir: &Path) -> (PathBuf, PathBuf) {
     (old, new)
 }
 
-#[test]
-#[ignore = "needs root"]
-fn a_version_the_library_lacks_is_named_as_the_loader_names_it() {
-    let t = tempfile::tempdir().unwrap();
-    let (old, new) = liba(&t.path().join("build"));
-    let prog = t.path().join("build/prog");
-    let lib = new.display().to_string();
+/// A program calling `a` and `b`, linked against liba 2: it requires LIBA_2.0.
+fn program_needing_liba_2(dir: &Path, liba_2: &Path) -> PathBuf {
+    let prog = dir.join("prog");
+    let lib = liba_2.display().to_string();
     cc(
         "gcc",
         "int a(void); int b(void); int main(void){return a() + b() == 3 ? 0 : 1;}\n",
         &prog,
         &[&lib],
     );
+    prog
+}
+
+/// The real loader refuses to start `program` in the image for want of `version`.
+fn fails_on_version(img: &Image, program: &str, version: &str) {
+    let out = img.run(program, &[], false);
+    assert!(!out.status.success(), "{program} ran");
+    let want = format!("version `{version}' not found");
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_version_the_library_lacks_is_named_as_the_loader_names_it() {
+    let t = tempfile::tempdir().unwrap();
+    let (old, new) = liba(&t.path().join("build"));
+    let prog = program_needing_liba_2(&t.path().join("build"), &new);
     let img = Image::new(t.path().join("image"));
     img.add_glibc();
     img.copy(&prog, "/bin/prog");
     img.copy(&old, "/usr/lib/liba.so.1");
 
-    let out = img.run("/bin/prog", &[], false);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("version `LIBA_2.0' not found"),
-        "{}",
-        stderr(&out)
-    );
+    fails_on_version(&img, "/bin/prog", "LIBA_2.0");
     let r = check(&img);
     assert!(!r.is_complete());
     assert_eq!(
@@ -305,13 +313,7 @@ fn an_older_libc_is_named_by_the_version_it_lacks() {
     img.copy(&prog, "/bin/hello");
     img.copy(&stub, "/lib/x86_64-linux-gnu/libc.so.6");
 
-    let out = img.run("/bin/hello", &[], false);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("version `GLIBC_2.34' not found"),
-        "{}",
-        stderr(&out)
-    );
+    fails_on_version(&img, "/bin/hello", "GLIBC_2.34");
     let r = check(&img);
     let text = copy_bom::report::check_lines(&r);
     let lacking: Vec<_> = r
@@ -375,14 +377,7 @@ fn the_final_check_of_a_build_names_a_missing_version() {
     let t = tempfile::tempdir().unwrap();
     let build = t.path().join("build");
     let (old, new) = liba(&build);
-    let prog = build.join("prog");
-    let lib = new.display().to_string();
-    cc(
-        "gcc",
-        "int a(void); int b(void); int main(void){return a() + b() == 3 ? 0 : 1;}\n",
-        &prog,
-        &[&lib],
-    );
+    let prog = program_needing_liba_2(&build, &new);
     let bom = t.path().join("app.yaml");
     std::fs::write(
         &bom,
