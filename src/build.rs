@@ -9,6 +9,7 @@ use crate::check::{self, CheckReport, KnownHeaders};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing, SourceHeaders};
 use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
+use crate::implied;
 use crate::manifest;
 use crate::plan::image::ImageMap;
 use crate::plan::{self, Plan, PlanOptions};
@@ -33,6 +34,8 @@ pub struct BuildOptions {
     /// After writing, check that every ELF file in the image finds its
     /// libraries inside the image.
     pub check: bool,
+    /// Add the files the image's C library opens for the functions its programs import.
+    pub implicit: bool,
 }
 
 /// The result of a run that got as far as a plan.
@@ -122,7 +125,14 @@ fn final_check_verdict(
             .iter()
             .map(|p| format!("check: in the image, {}", report::symbol_line(p))),
     );
-    if strict && !problems.is_empty() {
+    // The program may never make the call: a warning, an error only with --strict.
+    let implied: Vec<String> = report
+        .implied
+        .iter()
+        .map(|m| format!("check: {}", report::implied_line(m)))
+        .collect();
+    if strict && !(problems.is_empty() && implied.is_empty()) {
+        problems.extend(implied);
         return Err(
             Error::new(Status::MissingLibraries, "the image is incomplete:").with_details(problems),
         );
@@ -131,6 +141,11 @@ fn final_check_verdict(
         problems
             .into_iter()
             .map(|p| Warning::new(WarningKind::IncompleteImage, p)),
+    );
+    warnings.extend(
+        implied
+            .into_iter()
+            .map(|p| Warning::new(WarningKind::Implied, p)),
     );
     Ok(())
 }
@@ -186,12 +201,29 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         library_path: opts.library_path.clone(),
         config: config.clone(),
     };
-    // The map is built on one thread while the sources' headers are read on the others.
-    let (mut map, headers) = rayon::join(
-        || ImageMap::build(&plan, &opts.root),
-        || SourceHeaders::read(&plan),
-    );
-    let libs = deps::add_libraries(&mut plan, &mut map, headers, &deps_opts)?;
+    let bom_plan = opts.implicit.then(|| plan.clone());
+    let (mut map, mut libs) = with_libraries(&mut plan, &opts.root, &deps_opts)?;
+    if let Some(mut with_implied) = bom_plan {
+        // What the image implies is known once its libraries are: the plan is made again with
+        // the implied files added, so that their own libraries are found like any file's.
+        let implied = implied::planned::plan_implied(
+            &plan,
+            &mut map,
+            &libs.headers,
+            deps_opts.sysroot.as_deref(),
+        );
+        warnings.extend(
+            implied
+                .warnings
+                .into_iter()
+                .map(|w| Warning::new(WarningKind::Implied, w)),
+        );
+        if !implied.ops.is_empty() {
+            with_implied.ops.extend(implied.ops);
+            plan = with_implied;
+            (map, libs) = with_libraries(&mut plan, &opts.root, &deps_opts)?;
+        }
+    }
     plan::validate(&plan, &map)?;
     warnings.extend(
         libs.warnings
@@ -224,6 +256,19 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         config,
         headers: libs.headers,
     })
+}
+
+/// The image map of a plan, with the libraries of its ELF files added to both.
+fn with_libraries(
+    plan: &mut Plan,
+    root: &std::path::Path,
+    deps_opts: &DepsOptions,
+) -> Result<(ImageMap, deps::LibraryReport)> {
+    // The map is built on one thread while the sources' headers are read on the others.
+    let (mut map, headers) =
+        rayon::join(|| ImageMap::build(plan, root), || SourceHeaders::read(plan));
+    let libs = deps::add_libraries(plan, &mut map, headers, deps_opts)?;
+    Ok((map, libs))
 }
 
 /// Missing libraries of listed files are an error (unless allowed); those of

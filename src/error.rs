@@ -205,6 +205,9 @@ pub enum WarningKind {
     IncompleteImage,
     /// A loader configuration (ld.so.conf, a loader config file) was partly ignored.
     LoaderConfig,
+    /// A file the image's C library opens for a function its programs import is missing
+    /// (the final check), or `--implicit` could not add it.
+    Implied,
 }
 
 /// Something suspicious but not fatal, returned by the library as a value.

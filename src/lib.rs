@@ -15,6 +15,7 @@ pub mod deps;
 pub mod elf;
 pub mod error;
 pub mod fs;
+pub mod implied;
 pub mod instance;
 pub mod ldso;
 pub mod manifest;

@@ -68,6 +68,11 @@ struct BuildArgs {
     /// Skip the final check that every ELF file in the image finds its libraries there.
     #[arg(long)]
     no_check: bool,
+    /// Also add the files the image's C library opens for the functions its programs import
+    /// (NSS configuration and modules, hosts, generated passwd and group, gconv, libgcc_s,
+    /// the time zone, OpenSSL's configuration and modules, the CA bundle).
+    #[arg(long)]
+    implicit: bool,
     /// Parallel copy jobs (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -128,9 +133,14 @@ enum Command {
         /// JSON output.
         #[arg(long)]
         json: bool,
-        /// Do not judge symbols and symbol versions (only libraries and interpreters).
+        /// Do not judge symbols and symbol versions (only libraries and interpreters); implied
+        /// files, found from the imported symbols, are then not judged either.
         #[arg(long)]
         no_symbols: bool,
+        /// Missing implied files (what the C library opens for the functions the image's
+        /// programs import) make the image incomplete (exit 248), not just warnings.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -172,6 +182,7 @@ fn main() -> ExitCode {
             loader_config,
             json,
             no_symbols,
+            strict,
         }) => run_check(
             &root,
             loader_config,
@@ -179,6 +190,7 @@ fn main() -> ExitCode {
             check::CheckOptions {
                 symbols: !no_symbols,
             },
+            strict,
         ),
     };
     match result {
@@ -261,6 +273,7 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         strict: args.strict,
         manifest: args.manifest,
         check: !args.no_check,
+        implicit: args.implicit,
     };
     let start = Instant::now();
     let bar = progress_bar();
@@ -378,6 +391,7 @@ fn run_check(
     loader_config: Option<PathBuf>,
     json: bool,
     options: check::CheckOptions,
+    strict: bool,
 ) -> Result<(), Error> {
     let config = LoaderConfig::load(loader_config.as_deref())?;
     let rep = check::check_image_with(root, &config, &Default::default(), options)?;
@@ -389,12 +403,21 @@ fn run_check(
     } else {
         out(&report::check_lines(&rep))?;
     }
-    if rep.is_complete() {
-        Ok(())
-    } else {
+    if !rep.is_complete() {
         Err(Error::new(
             Status::MissingLibraries,
             format!("{} is incomplete", report::shown(root)),
         ))
+    } else if strict && !rep.implied.is_empty() {
+        Err(Error::new(
+            Status::MissingLibraries,
+            format!(
+                "{} lacks {} implied files (--strict)",
+                report::shown(root),
+                rep.implied.len()
+            ),
+        ))
+    } else {
+        Ok(())
     }
 }

@@ -61,6 +61,11 @@ fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Re
         None | Some(NodeKind::Dir) => ("dir", None, None),
         Some(NodeKind::Link { target }) => ("link", Some(target.clone()), None),
         Some(NodeKind::Special) => ("special", None, None),
+        Some(NodeKind::Generated { .. }) => {
+            let file = root.open_file(path).map_err(|e| fail(path, e))?;
+            let h = sha256_reader(file).map_err(|e| fail(path, e))?;
+            ("file", None, Some(h))
+        }
         Some(NodeKind::File { src }) => {
             let file = root.open_file(path).map_err(|e| fail(path, e))?;
             let h = sha256_reader(file).map_err(|e| fail(path, e))?;
@@ -105,6 +110,7 @@ fn why(plan: &Plan, op: usize) -> String {
             ) => {
                 format!("library {name} needed by {}", needed_by.display())
             }
+            (None, Op::Implied { why, .. }) => format!("implied: {why}"),
             (None, _) => String::new(),
         },
         None => String::new(),

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::apply::Summary;
-use crate::check::{CheckReport, Role, SymbolFinding, SymbolProblem};
+use crate::check::{CheckReport, ImpliedMissing, Role, SymbolFinding, SymbolProblem};
 use crate::deps::Missing;
-use crate::plan::{Op, Plan};
+use crate::plan::{ImpliedContent, Op, Plan};
 
 /// The plan, one operation a line, in execution order.
 pub fn plan_lines(plan: &Plan) -> String {
@@ -37,6 +37,19 @@ pub fn plan_lines(plan: &Plan) -> String {
             Op::CopyFile { src, dest, .. } => {
                 format!("copy {} -> {}", shown(src), shown(dest))
             }
+            Op::Implied { content, dest, why } => match content {
+                ImpliedContent::Copy(src) => {
+                    format!(
+                        "implied {} -> {} ({})",
+                        shown(src),
+                        shown(dest),
+                        escape(why)
+                    )
+                }
+                ImpliedContent::Generated(_) => {
+                    format!("implied (generated) -> {} ({})", shown(dest), escape(why))
+                }
+            },
             Op::CopyLibrary {
                 src,
                 dest,
@@ -172,6 +185,9 @@ pub fn check_lines(r: &CheckReport) -> String {
     for p in &r.symbols {
         let _ = writeln!(out, "{}", symbol_line(p));
     }
+    for m in &r.implied {
+        let _ = writeln!(out, "{}", implied_line(m));
+    }
     for l in &r.dangling_links {
         let _ = writeln!(
             out,
@@ -215,13 +231,14 @@ pub fn check_lines(r: &CheckReport) -> String {
         out,
         "{} ELF files checked ({programs} programs, {alone} objects no program loads, {} symbol \
          references): {verdict} ({} missing libraries, {} missing interpreters, {} symbol problems, \
-         {} dangling links)",
+         {} dangling links, {} implied files missing)",
         r.elf_files,
         r.symbol_references,
         r.missing.len(),
         r.missing_interpreters.len(),
         r.symbols.len(),
-        r.dangling_links.len()
+        r.dangling_links.len(),
+        r.implied.len()
     );
     out
 }
@@ -268,6 +285,29 @@ pub fn symbol_line(p: &SymbolProblem) -> String {
         (false, _) => String::new(),
     };
     format!("{what} (needed by {}{scope})", shown(&p.needed_by))
+}
+
+/// One implied file the image lacks: what, why (who imports which function), and how to add it.
+pub fn implied_line(m: &ImpliedMissing) -> String {
+    let how = match (&m.bom, m.generated) {
+        (_, true) => "build with --implicit to generate it".to_string(),
+        (Some(entry), false) => {
+            format!("add it with the bom entry {entry}, or build with --implicit")
+        }
+        (None, false) => "this host has no such file to copy".to_string(),
+    };
+    format!(
+        "implied: {} is missing ({}: {} {} {}); {how}",
+        escape(&m.what),
+        m.topic.describe(),
+        shown(&m.importer),
+        if m.cause.contains(".so") {
+            "links"
+        } else {
+            "imports"
+        },
+        escape(&m.cause)
+    )
 }
 
 /// One line: files copied / unchanged, libraries, links, dirs, bytes, time.

@@ -68,10 +68,7 @@ pub fn apply(
     let mut files: Vec<_> = map
         .nodes
         .iter()
-        .filter_map(|(p, n)| match &n.kind {
-            NodeKind::File { src } => Some((p, n, src)),
-            _ => None,
-        })
+        .filter(|(_, n)| matches!(n.kind, NodeKind::File { .. } | NodeKind::Generated { .. }))
         .collect();
     // The files of one directory are written by one thread through one descriptor of it: two
     // threads creating and renaming in one directory mostly wait for each other's lock on it.
@@ -80,14 +77,23 @@ pub fn apply(
         .chunk_by(|a, b| a.0.parent_key() == b.0.parent_key())
         .collect();
     batches.par_iter().try_for_each(|batch| {
-        let Some(&(first, _, src)) = batch.first() else {
+        let Some(&(first, first_node)) = batch.first() else {
             return Ok(());
         };
         let dir = root
             .open_dir(first.parent().as_deref().unwrap_or(first))
-            .map_err(|e| copy_error(root, src, first, e))?;
-        for (path, node, src) in batch.iter() {
-            copy(plan, root, &dir, path, node, src, opts, &counters)?;
+            .map_err(|e| write_error(root, &first_node.kind, first, e))?;
+        for (path, node) in batch.iter() {
+            match &node.kind {
+                NodeKind::File { src } => copy(plan, root, &dir, path, node, src, opts, &counters)?,
+                NodeKind::Generated { content } => {
+                    let outcome = root
+                        .write_generated_in(&dir, content.text().as_bytes(), path, opts)
+                        .map_err(|e| write_error(root, &node.kind, path, e))?;
+                    count(&counters, outcome, path, "write");
+                }
+                _ => {}
+            }
             progress();
         }
         Ok::<(), Error>(())
@@ -132,7 +138,7 @@ fn write_error(root: &ImageRoot, kind: &NodeKind, path: &Path, e: std::io::Error
     let status = match kind {
         NodeKind::Dir | NodeKind::Special => Status::Dir,
         NodeKind::Link { .. } => Status::Link,
-        NodeKind::File { .. } => Status::FileCopy,
+        NodeKind::File { .. } | NodeKind::Generated { .. } => Status::FileCopy,
     };
     Error::new(
         status,
@@ -223,9 +229,21 @@ fn copy(
     let outcome = root
         .copy_file_in(dir, src, path, scanned, opts)
         .map_err(|e| copy_error(root, src, path, e))?;
+    count(counters, outcome, path, &format!("copy {}", src.display()));
+    if matches!(
+        plan.ops.get(node.op).map(|p| &p.op),
+        Some(Op::CopyLibrary { .. })
+    ) {
+        counters.libraries.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Counts a file written or found unchanged, and logs it (`what`: the action and its source).
+fn count(counters: &Counters, outcome: Outcome, path: &Path, what: &str) {
     match outcome {
         Outcome::Copied { bytes } => {
-            tracing::info!("copy {} {}", src.display(), path.display());
+            tracing::info!("{what} {}", path.display());
             counters.copied.fetch_add(1, Ordering::Relaxed);
             counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
@@ -234,13 +252,6 @@ fn copy(
             counters.unchanged.fetch_add(1, Ordering::Relaxed);
         }
     }
-    if matches!(
-        plan.ops.get(node.op).map(|p| &p.op),
-        Some(Op::CopyLibrary { .. })
-    ) {
-        counters.libraries.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(())
 }
 
 /// Gives the directories of dir copies their source mode and mtime, deepest

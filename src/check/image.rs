@@ -223,6 +223,18 @@ impl Image {
             .is_some_and(|m| m.is_dir())
     }
 
+    /// The host path of an image path, links not followed.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        self.root.join(path.strip_prefix("/").unwrap_or(path))
+    }
+
+    /// The host path of the regular file an image path reaches, links followed inside the
+    /// image; None when it reaches no regular file.
+    pub fn file_host_path(&self, path: &Path) -> Option<PathBuf> {
+        self.reached(path)
+            .filter(|host| std::fs::metadata(host).is_ok_and(|m| m.is_file()))
+    }
+
     /// The host path of what an image path reaches, links followed inside
     /// the image (with the one in-root walk); None when they loop.
     fn reached(&self, path: &Path) -> Option<PathBuf> {

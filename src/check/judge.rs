@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::image::{FileId, Image, Object};
+use super::implied;
 use super::symbols::{self, Scope};
 use super::{CheckOptions, CheckReport, LoadedFirst, MissingLibrary, ObjectVerdict, Role};
 use crate::deps::LoaderConfig;
@@ -179,7 +180,10 @@ pub(super) fn judge(
         }))
         .collect();
     if options.symbols {
-        symbols::judge(image, &scopes, report);
+        let musl = scopes.iter().any(|s| s.musl);
+        let tables = symbols::Tables::read(image, musl, &mut report.warnings);
+        symbols::judge(image, &tables, &scopes, report);
+        implied::judge(image, &tables, &scopes, report);
     }
 
     for c in program_closures.iter().chain(&lone_closures) {

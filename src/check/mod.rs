@@ -8,6 +8,7 @@
 //! symlink is followed inside the image.
 
 mod image;
+mod implied;
 mod judge;
 mod symbols;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 pub use crate::deps::KnownHeaders;
 use crate::deps::LoaderConfig;
 use crate::error::{Error, Result, Status};
+use crate::implied::Topic;
 
 /// A symlink in the image whose target does not exist inside the image.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,6 +122,25 @@ pub struct SymbolProblem {
     pub alone: bool,
 }
 
+/// A file the image's C library (or libcrypto) will open for a call its objects make, and which
+/// the image lacks. A warning: the program may never make the call.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ImpliedMissing {
+    /// What is missing: an image path, or the file name of a module the library dlopens.
+    pub what: String,
+    pub topic: Topic,
+    /// The first object found importing the function (or linking the library).
+    pub importer: PathBuf,
+    /// The function imported, or the library linked.
+    pub cause: String,
+    /// The host file `--implicit` would copy (the same path on this host), if there is one.
+    pub source: Option<PathBuf>,
+    /// `--implicit` writes it (account files, NSS configuration) rather than copying it.
+    pub generated: bool,
+    /// A bom entry that adds it (flow YAML), when a host file can be named.
+    pub bom: Option<String>,
+}
+
 /// What `check` found. Paths are image paths.
 #[derive(Debug, Default, Serialize)]
 pub struct CheckReport {
@@ -135,6 +156,8 @@ pub struct CheckReport {
     pub symbols: Vec<SymbolProblem>,
     /// Undefined symbol references judged (in every scope).
     pub symbol_references: usize,
+    /// Files the programs' libraries will open that the image lacks (warnings).
+    pub implied: Vec<ImpliedMissing>,
     pub dangling_links: Vec<DanglingLink>,
     pub warnings: Vec<String>,
 }

@@ -40,10 +40,11 @@ pub(super) struct Scope<'a> {
 /// The symbol tables of the image's objects, one per identity, and for each undefined reference
 /// the objects whose definition the loader would accept for it (computed once: a library's
 /// references are the same in every scope that loads it).
-struct Tables {
+pub(super) struct Tables {
     /// Identity → index of its first name in `Image::objects`.
-    first: HashMap<FileId, usize>,
-    symbols: HashMap<usize, Symbols>,
+    pub first: HashMap<FileId, usize>,
+    /// By index in `Image::objects` (first names only).
+    pub symbols: HashMap<usize, Symbols>,
     accepted_by: HashMap<usize, Accepted>,
 }
 
@@ -57,7 +58,8 @@ struct Accepted {
 }
 
 impl Tables {
-    fn read(image: &Image, musl: bool, warnings: &mut Vec<String>) -> Tables {
+    /// Reads every object's symbols; `musl` when some scope binds by name alone.
+    pub fn read(image: &Image, musl: bool, warnings: &mut Vec<String>) -> Tables {
         let mut first: HashMap<FileId, usize> = HashMap::new();
         for (i, o) in image.objects.iter().enumerate() {
             first.entry(o.id).or_insert(i);
@@ -145,12 +147,11 @@ type Found = Vec<((usize, SymbolFinding), PathBuf)>;
 
 /// Judges every scope and adds what it finds to the report, one problem per (object, finding)
 /// with every scope it was found in.
-pub(super) fn judge(image: &Image, scopes: &[Scope], report: &mut CheckReport) {
-    let tables = Tables::read(image, scopes.iter().any(|s| s.musl), &mut report.warnings);
+pub(super) fn judge(image: &Image, tables: &Tables, scopes: &[Scope], report: &mut CheckReport) {
     let found: Vec<(Found, usize, bool)> = scopes
         .par_iter()
         .map(|s| {
-            let (found, checked) = judge_scope(image, &tables, s);
+            let (found, checked) = judge_scope(image, tables, s);
             (found, checked, !s.program)
         })
         .collect();

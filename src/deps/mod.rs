@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::fs::{self, EntryKind, ImagePath};
 use crate::ldso::{Flavor, LoaderSpec, Resolution, Resolver, ResolverOptions, default_interp};
 use crate::plan::image::{ImageMap, NodeKind};
-use crate::plan::{Op, Plan, PlannedOp, inside_sysroot};
+use crate::plan::{ImpliedContent, Op, Plan, PlannedOp, inside_sysroot};
 pub use loader_config::{ConfiguredLoader, LoaderConfig};
 use place::Placer;
 
@@ -176,6 +176,10 @@ impl SourceHeaders {
                 match &p.op {
                     Op::CopyFile {
                         src, autodep: true, ..
+                    }
+                    | Op::Implied {
+                        content: ImpliedContent::Copy(src),
+                        ..
                     } => Box::new(std::iter::once((i, None, src.as_path()))),
                     Op::CopyDir { entries, .. } => {
                         Box::new(entries.iter().enumerate().filter_map(move |(e, entry)| {
@@ -196,7 +200,11 @@ impl SourceHeaders {
             .iter()
             .map(|p| match &p.op {
                 Op::CopyDir { entries, .. } => (0..entries.len()).map(|_| None).collect(),
-                Op::CopyFile { autodep: true, .. } => vec![None],
+                Op::CopyFile { autodep: true, .. }
+                | Op::Implied {
+                    content: ImpliedContent::Copy(_),
+                    ..
+                } => vec![None],
                 _ => Vec::new(),
             })
             .collect();
@@ -238,6 +246,8 @@ fn collect_subjects(
         };
         let (listed, dir_op) = match &p.op {
             Op::CopyFile { autodep: true, .. } => (true, None),
+            // Modules the C library opens: their libraries are found like a dir copy's.
+            Op::Implied { .. } => (false, None),
             Op::CopyDir { .. } => (false, Some(node.op)),
             _ => continue,
         };

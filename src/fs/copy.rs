@@ -163,6 +163,86 @@ impl ImageRoot {
         }
     }
 
+    /// Writes `content` (a file copy_bom generates, e.g. `/etc/passwd` for `--implicit`) to the
+    /// image path `dest` in `dir`, its parent, with mode 0644 (owned by root when `opts` keeps
+    /// owners). A regular file there with exactly this content is kept; anything else except a
+    /// directory is replaced atomically, a link included (never followed).
+    pub fn write_generated_in(
+        &self,
+        dir: &ImageDir,
+        content: &[u8],
+        dest: &Path,
+        opts: &CopyOptions,
+    ) -> io::Result<Outcome> {
+        const MODE: u32 = 0o644;
+        let (_, name) = split(dest).map_err(|err| path_error(dest, err))?;
+        let dir = dir.fd.as_fd();
+        match sys::fstatat(dir, &name, libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.is_dir() => {
+                return Err(path_problem(
+                    dest,
+                    io::ErrorKind::IsADirectory,
+                    "is a directory, will not replace it with a file",
+                ));
+            }
+            Ok(st) if st.is_file() && st.size == content.len() as u64 => {
+                let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+                let mut now = Vec::with_capacity(content.len());
+                let same = sys::openat(dir, &name, flags, 0)
+                    .and_then(|fd| io::Read::read_to_end(&mut File::from(fd), &mut now))
+                    .is_ok_and(|_| now == content);
+                if same {
+                    if st.mode != MODE || (opts.preserve_owner && (st.uid, st.gid) != (0, 0)) {
+                        let want = Attrs {
+                            mode: MODE,
+                            uid: 0,
+                            gid: 0,
+                            mtime: st.mtime,
+                        };
+                        refresh(dir, &name, &st, &want, opts, false)
+                            .map_err(|err| path_error(dest, err))?;
+                    }
+                    return Ok(Outcome::Unchanged);
+                }
+            }
+            Ok(_) => {}
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(err) => return Err(path_error(dest, err)),
+        }
+        let mut out: Option<OwnedFd> = None;
+        let tmp = create_temp(&name, |tmp| {
+            let flags = libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_WRONLY;
+            out = Some(sys::openat(dir, tmp, flags, 0o600)?);
+            Ok(())
+        })
+        .map_err(|err| path_error(dest, err))?;
+        let Some(out) = out else {
+            return Err(path_problem(
+                dest,
+                io::ErrorKind::Other,
+                "no temporary file",
+            ));
+        };
+        let mut out = File::from(out);
+        let result = (|| {
+            io::Write::write_all(&mut out, content)?;
+            if opts.preserve_owner {
+                sys::fchown(out.as_fd(), 0, 0)?;
+            }
+            sys::fchmod(out.as_fd(), MODE)?;
+            sys::renameat(dir, &tmp, &name)
+        })();
+        match result {
+            Ok(()) => Ok(Outcome::Copied {
+                bytes: content.len() as u64,
+            }),
+            Err(err) => {
+                let _ = sys::unlinkat(dir, &tmp);
+                Err(path_error(dest, err))
+            }
+        }
+    }
+
     /// Creates the link `link` → `target` in the image (target written verbatim, never
     /// resolved), creating `link`'s parent directories if needed. An identical link is left
     /// alone; a file or another link is replaced atomically; a directory is an error. With

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub(crate) use loader::release_version;
 pub use machine::Cpu;
 pub use resolver::Resolver;
 

@@ -30,12 +30,15 @@ fn key(op: &Op) -> Key {
             ..
         } => Key::Dir(src.clone(), dest.clone(), *contents_only),
         Op::CopyFile { dest, .. } => Key::File(dest.clone()),
-        Op::CopyLibrary { dest, .. } => Key::Library(dest.clone()),
+        Op::CopyLibrary { dest, .. } | Op::Implied { dest, .. } => Key::Library(dest.clone()),
     }
 }
 
 fn keeps_first(op: &Op) -> bool {
-    matches!(op, Op::Mkdir { .. } | Op::CopyLibrary { .. })
+    matches!(
+        op,
+        Op::Mkdir { .. } | Op::CopyLibrary { .. } | Op::Implied { .. }
+    )
 }
 
 /// Removes duplicates, preserving the order of the kept operations.

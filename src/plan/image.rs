@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Op, Plan};
+use super::{ImpliedContent, Op, Plan};
 use crate::fs::{EntryKind, ImagePath, Lookup, lookup_on_disk, resolve_in_root_with};
+use crate::implied::Generated;
 
 /// What one image path becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +33,17 @@ pub enum NodeKind {
     },
     /// A FIFO, socket or device node of a dir copy (its type and metadata are in the entry).
     Special,
+    /// A file copy_bom writes itself (an implied account file or NSS configuration).
+    Generated {
+        content: Generated,
+    },
 }
 
 /// Who put a node there. The order is the precedence: a later variant beats an earlier one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Origin {
+    /// A file the image's C library opens for a function its objects import (`--implicit`).
+    Implied,
     /// A library found for an ELF file.
     Library,
     /// An entry of a copied directory.
@@ -344,6 +351,13 @@ fn pending_nodes(plan: &Plan) -> Vec<Pending> {
             Op::CopyFile { src, dest, .. } => {
                 let kind = NodeKind::File { src: src.clone() };
                 push(dest.clone(), kind, Origin::Listed, None)
+            }
+            Op::Implied { content, dest, .. } => {
+                let kind = match content {
+                    ImpliedContent::Copy(src) => NodeKind::File { src: src.clone() },
+                    ImpliedContent::Generated(g) => NodeKind::Generated { content: *g },
+                };
+                push(dest.clone(), kind, Origin::Implied, None)
             }
             // Libraries are placed by `deps`, after the bom operations.
             Op::CopyLibrary { .. } => {}

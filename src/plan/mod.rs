@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::bom::{Bom, CopyEntry, FileEntry, LoadedBoms, Located, Target};
 use crate::error::{Error, Result, SourceLoc, Status, Warning, WarningKind};
 use crate::fs::{Excludes, ImagePath, TreeEntry, scan_tree};
+use crate::implied::Generated;
 pub use sources::{inside_sysroot, workspace_dir};
 pub use validate::validate;
 
@@ -59,6 +60,24 @@ pub enum Op {
         name: String,
         needed_by: PathBuf,
     },
+    /// A file the image's C library (or libcrypto) opens for a function the image's objects
+    /// import (`--implicit`): copied from the host, or generated.
+    Implied {
+        content: ImpliedContent,
+        dest: ImagePath,
+        /// Why: the topic, and which object imports which function.
+        why: String,
+    },
+}
+
+/// What an implied file holds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImpliedContent {
+    /// The host file at this path (links followed).
+    Copy(PathBuf),
+    /// Text copy_bom writes (account files, NSS configuration), never the host's.
+    Generated(Generated),
 }
 
 impl Op {
@@ -69,7 +88,8 @@ impl Op {
             | Op::Link { dest, .. }
             | Op::CopyDir { dest, .. }
             | Op::CopyFile { dest, .. }
-            | Op::CopyLibrary { dest, .. } => dest,
+            | Op::CopyLibrary { dest, .. }
+            | Op::Implied { dest, .. } => dest,
         }
     }
 }

@@ -128,9 +128,13 @@ impl Listing {
 fn root_problem(plan: &Plan, path: &ImagePath, node: &Node, found: OnDisk) -> Option<Problem> {
     let reason = match (found, &node.kind) {
         (OnDisk::NotADir, NodeKind::Dir) => "is a file in the root, where a directory is planned",
-        (OnDisk::Dir, NodeKind::Link { .. } | NodeKind::File { .. } | NodeKind::Special) => {
-            "is a directory in the root and cannot be replaced"
-        }
+        (
+            OnDisk::Dir,
+            NodeKind::Link { .. }
+            | NodeKind::File { .. }
+            | NodeKind::Generated { .. }
+            | NodeKind::Special,
+        ) => "is a directory in the root and cannot be replaced",
         (OnDisk::UnderAFile, _) => "cannot be created: one of its parents is a file in the root",
         _ => return None,
     };
@@ -150,7 +154,7 @@ fn status_of(kind: &NodeKind) -> Status {
     match kind {
         NodeKind::Dir => Status::Dir,
         NodeKind::Link { .. } => Status::Link,
-        NodeKind::File { .. } | NodeKind::Special => Status::FileCopy,
+        NodeKind::File { .. } | NodeKind::Generated { .. } | NodeKind::Special => Status::FileCopy,
     }
 }
 
@@ -194,6 +198,7 @@ pub(crate) fn describe(plan: &Plan, op: usize) -> String {
         (None, Op::CopyLibrary { needed_by, .. }) => {
             format!("a library of {}", needed_by.display())
         }
+        (None, Op::Implied { why, .. }) => format!("an implied file ({why})"),
         (None, _) => plan
             .boms
             .get(p.bom)

@@ -1,0 +1,144 @@
+//! What a C library (or OpenSSL's libcrypto) says about the files it opens: the paths compiled
+//! into it and, for glibc, its release. Read from the library's bytes, never assumed: a glibc
+//! built with another prefix (Occlum's, under `/opt/occlum/glibc`) names other paths, and glibc
+//! 2.34 moved the `files` and `dns` NSS services into libc.
+
+use crate::fs::ImagePath;
+use crate::ldso::{Flavor, release_version};
+
+/// The paths one C library opens by itself, as compiled into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LibcPaths {
+    pub nsswitch: Option<ImagePath>,
+    pub hosts: Option<ImagePath>,
+    pub passwd: Option<ImagePath>,
+    pub group: Option<ImagePath>,
+    pub localtime: Option<ImagePath>,
+    /// glibc's gconv module directory (its `GCONV_PATH` default).
+    pub gconv: Option<ImagePath>,
+}
+
+/// One C library of the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibcFacts {
+    pub flavor: Flavor,
+    /// glibc's release (major, minor); None for musl or when the banner is not found.
+    pub version: Option<(u32, u32)>,
+    pub paths: LibcPaths,
+}
+
+impl LibcFacts {
+    /// Reads the facts from the bytes of a `libc.so.6` (glibc) or of musl's libc.
+    pub fn read(bytes: &[u8], flavor: Flavor) -> LibcFacts {
+        let mut paths = LibcPaths::default();
+        for s in path_strings(bytes) {
+            let (dir, name) = s.rsplit_once('/').unwrap_or(("", s));
+            let in_etc = dir.ends_with("/etc");
+            let slot = match name {
+                "nsswitch.conf" if in_etc => &mut paths.nsswitch,
+                "hosts" if in_etc => &mut paths.hosts,
+                "passwd" if in_etc => &mut paths.passwd,
+                "group" if in_etc => &mut paths.group,
+                "localtime" if in_etc => &mut paths.localtime,
+                "gconv" if flavor == Flavor::Glibc && dir.contains("/lib") => &mut paths.gconv,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = ImagePath::parse(s).ok();
+            }
+        }
+        LibcFacts {
+            flavor,
+            version: match flavor {
+                Flavor::Glibc => release_version(bytes),
+                Flavor::Musl => None,
+            },
+            paths,
+        }
+    }
+
+    /// glibc before 2.34 keeps the `files` and `dns` NSS services in `libnss_files.so.2` and
+    /// `libnss_dns.so.2`; from 2.34 they are part of libc.
+    pub fn builtin_nss(&self, service: &str) -> bool {
+        match self.flavor {
+            Flavor::Musl => true,
+            Flavor::Glibc => {
+                matches!(service, "files" | "dns") && self.version.is_none_or(|v| v >= (2, 34))
+            }
+        }
+    }
+}
+
+/// The directories OpenSSL's libcrypto was built with (`OPENSSLDIR`, `MODULESDIR`, `ENGINESDIR`
+/// in its version strings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpensslFacts {
+    pub openssldir: Option<ImagePath>,
+    pub modulesdir: Option<ImagePath>,
+    pub enginesdir: Option<ImagePath>,
+}
+
+impl OpensslFacts {
+    pub fn read(bytes: &[u8]) -> OpensslFacts {
+        let quoted = |key: &str| {
+            let mark = format!("{key}: \"");
+            let at = find(bytes, mark.as_bytes())? + mark.len();
+            let rest = bytes.get(at..)?;
+            let end = rest.iter().position(|&b| b == b'"' || b == 0)?;
+            let dir = std::str::from_utf8(rest.get(..end)?).ok()?;
+            ImagePath::parse(dir).ok()
+        };
+        OpensslFacts {
+            openssldir: quoted("OPENSSLDIR"),
+            modulesdir: quoted("MODULESDIR"),
+            enginesdir: quoted("ENGINESDIR"),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Every NUL-terminated string of the bytes that is a whole absolute path (printable, no
+/// spaces, preceded by a NUL), in file order.
+fn path_strings(bytes: &[u8]) -> impl Iterator<Item = &str> {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|s| s.len() > 1 && s.first() == Some(&b'/'))
+        .filter(|s| {
+            s.iter()
+                .all(|b| b.is_ascii_graphic() && !b"%:*\"".contains(b))
+        })
+        .filter_map(|s| std::str::from_utf8(s).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_whole_strings_and_the_first_of_each_kind() {
+        let bytes = b"x\0/etc/hosts.equiv\0/etc/hosts\0garbage/etc/passwd\0/opt/g/etc/passwd\0\
+            /usr/lib/gconv\0/etc/localtime\0GNU C Library (Debian GLIBC 2.31-1) stable release \
+            version 2.31.\0";
+        let f = LibcFacts::read(bytes, Flavor::Glibc);
+        let p = |s: &str| ImagePath::parse(s).ok();
+        assert_eq!(f.paths.hosts, p("/etc/hosts"));
+        assert_eq!(f.paths.passwd, p("/opt/g/etc/passwd"));
+        assert_eq!(f.paths.gconv, p("/usr/lib/gconv"));
+        assert_eq!(f.paths.localtime, p("/etc/localtime"));
+        assert_eq!(f.paths.nsswitch, None);
+        assert_eq!(f.version, Some((2, 31)));
+        assert!(!f.builtin_nss("files"));
+    }
+
+    #[test]
+    fn openssl_dirs_come_from_the_version_strings() {
+        let bytes = b"\0OPENSSLDIR: \"/usr/lib/ssl\"\0MODULESDIR: \"/usr/lib/ossl-modules\"\0";
+        let f = OpensslFacts::read(bytes);
+        assert_eq!(f.openssldir, ImagePath::parse("/usr/lib/ssl").ok());
+        assert_eq!(f.modulesdir, ImagePath::parse("/usr/lib/ossl-modules").ok());
+        assert_eq!(f.enginesdir, None);
+    }
+}
