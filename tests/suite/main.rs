@@ -25,6 +25,7 @@ mod fs_root;
 mod fs_rsync;
 mod fs_tree;
 mod image_model;
+mod implied_files;
 mod instance_new;
 mod ldso_loader_cases;
 mod ldso_malformed;
