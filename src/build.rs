@@ -7,6 +7,7 @@ use crate::apply::{self, Summary};
 use crate::bom;
 use crate::check::{self, CheckReport, KnownHeaders};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing, SourceHeaders};
+use crate::elf::Priority;
 use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
 use crate::implied;
@@ -200,6 +201,12 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         sysroot,
         library_path: opts.library_path.clone(),
         config: config.clone(),
+        // What a `.note.dlopen` recommends is an implied file: added with --implicit.
+        dlopen: Some(if opts.implicit {
+            Priority::Recommended
+        } else {
+            Priority::Required
+        }),
     };
     let bom_plan = opts.implicit.then(|| plan.clone());
     let (mut map, mut libs) = with_libraries(&mut plan, &opts.root, &deps_opts)?;

@@ -176,7 +176,14 @@ fn main() -> ExitCode {
             resolve,
             tree,
             json,
-        }) => run_deps(&files, resolve_options(resolve), tree, json),
+        }) => {
+            // The implied files need every object's symbols: only the explaining outputs show them.
+            let opts = ResolveOptions {
+                implied: tree || json,
+                ..resolve_options(resolve)
+            };
+            run_deps(&files, opts, tree, json)
+        }
         Some(Command::Check {
             root,
             loader_config,
@@ -248,6 +255,7 @@ fn resolve_options(r: ResolveArgs) -> ResolveOptions {
         sysroot: r.sysroot,
         loader_config: r.loader_config,
         library_path: r.library_path,
+        implied: false,
     }
 }
 
@@ -382,6 +390,12 @@ fn file_deps_text(r: &FileDeps, header: bool, tree: bool) -> String {
         // Alone, the error says it all (on stderr).
         (None, Some(e)) if header => text += &format!("\t{e}\n"),
         (None, _) => {}
+    }
+    for d in &r.dlopen {
+        text += &format!("\t{}\n", report::dlopen_line(d));
+    }
+    for n in &r.implied {
+        text += &format!("\t{}\n", report::implied_note_line(n));
     }
     text
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use crate::apply::Summary;
 use crate::check::{CheckReport, ImpliedMissing, Role, SymbolFinding, SymbolProblem};
-use crate::deps::Missing;
+use crate::deps::{ImpliedNote, Missing};
+use crate::elf::DlopenDep;
+use crate::implied;
+use crate::ldso::report::priority_name;
 use crate::plan::{ImpliedContent, Op, Plan};
 
 /// The plan, one operation a line, in execution order.
@@ -291,22 +294,43 @@ pub fn symbol_line(p: &SymbolProblem) -> String {
 pub fn implied_line(m: &ImpliedMissing) -> String {
     let how = match (&m.bom, m.generated) {
         (_, true) => "build with --implicit to generate it".to_string(),
+        (None, false) if m.topic == implied::Topic::Dlopen => {
+            "build with --implicit to add it where the loader finds it".to_string()
+        }
         (Some(entry), false) => {
             format!("add it with the bom entry {entry}, or build with --implicit")
         }
         (None, false) => "this host has no such file to copy".to_string(),
     };
     format!(
-        "implied: {} is missing ({}: {} {} {}); {how}",
+        "implied: {} is missing ({}); {how}",
         escape(&m.what),
-        m.topic.describe(),
-        shown(&m.importer),
-        if m.cause.contains(".so") {
-            "links"
-        } else {
-            "imports"
-        },
-        escape(&m.cause)
+        escape(&implied::reason(m.topic, &m.importer, &m.cause))
+    )
+}
+
+/// A `.note.dlopen` entry of a file: `dlopen (PRIORITY) SONAME|SONAME: FEATURE (DESCRIPTION)`.
+pub fn dlopen_line(d: &DlopenDep) -> String {
+    let mut line = format!(
+        "dlopen ({}) {}",
+        priority_name(d.priority),
+        escape(&d.sonames.join("|"))
+    );
+    if let Some(f) = &d.feature {
+        line += &format!(": {}", escape(f));
+    }
+    if let Some(desc) = &d.description {
+        line += &format!(" ({})", escape(desc));
+    }
+    line
+}
+
+/// A file a closure's C library opens by itself: `implied WHAT [TOPIC: WHO imports WHAT]`.
+pub fn implied_note_line(n: &ImpliedNote) -> String {
+    format!(
+        "implied {} [{}]",
+        escape(&n.what),
+        escape(&implied::reason(n.topic, &n.importer, &n.cause))
     )
 }
 

@@ -11,7 +11,8 @@ use rayon::prelude::*;
 use super::image::{Image, Object};
 use super::symbols::{Scope, Tables};
 use super::{CheckReport, ImpliedMissing};
-use crate::implied::{self, Importer, Item, LibcFacts, OpensslFacts, Process};
+use crate::elf::Priority;
+use crate::implied::{self, Importer, Item, LibcFacts, OpensslFacts, Process, Topic};
 use crate::ldso::{Flavor, default_dirs};
 
 /// The libraries whose facts decide what is implied, read once each.
@@ -96,13 +97,42 @@ pub(super) fn judge(image: &Image, tables: &Tables, scopes: &[Scope], report: &m
                 .collect()
         })
         .collect();
+    let recommended = recommended_missing(image);
     let mut seen: Vec<String> = Vec::new();
-    for m in found.into_iter().flatten() {
+    for m in found.into_iter().flatten().chain(recommended) {
         if !seen.contains(&m.what) {
             seen.push(m.what.clone());
             report.implied.push(m);
         }
     }
+}
+
+/// The libraries `.note.dlopen` entries recommend that the image does not hold under any of the
+/// entry's sonames (required ones are dependencies, judged with the libraries).
+fn recommended_missing(image: &Image) -> Vec<ImpliedMissing> {
+    let mut out = Vec::new();
+    for o in &image.objects {
+        for d in o
+            .elf
+            .dlopen
+            .iter()
+            .filter(|d| d.priority == Priority::Recommended)
+        {
+            if d.sonames.iter().any(|s| !image.named(s).is_empty()) {
+                continue;
+            }
+            out.push(ImpliedMissing {
+                what: d.sonames.join("|"),
+                topic: Topic::Dlopen,
+                importer: o.path.clone(),
+                cause: d.feature.clone().unwrap_or_else(|| d.sonames.join("|")),
+                source: None,
+                generated: false,
+                bom: None,
+            });
+        }
+    }
+    out
 }
 
 /// The facts of every C library and libcrypto loaded in some scope, and the text of each

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
+use crate::elf::{self, DlopenDep, ET_DYN, ET_EXEC, ElfFile, Priority};
 use crate::error::Result;
 use crate::fs::{self, EntryKind, ImagePath};
+use crate::implied::{self, Importer, LibcFacts, OpensslFacts, Process, Topic};
 use crate::ldso::{Flavor, LoaderSpec, Resolution, Resolver, ResolverOptions, default_interp};
 use crate::plan::image::{ImageMap, NodeKind};
 use crate::plan::{ImpliedContent, Op, Plan, PlannedOp, inside_sysroot};
@@ -33,6 +34,8 @@ pub struct DepsOptions {
     pub sysroot: Option<PathBuf>,
     pub library_path: Vec<String>,
     pub config: LoaderConfig,
+    /// The `.note.dlopen` entries loaded like DT_NEEDED (see [`ResolverOptions::dlopen`]).
+    pub dlopen: Option<Priority>,
 }
 
 /// A library nobody could find.
@@ -110,6 +113,7 @@ pub fn add_libraries(
         sysroot: opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
         library_path: opts.library_path.clone(),
         use_cache: true,
+        dlopen: opts.dlopen,
         ..ResolverOptions::default()
     });
     let sysroot = opts.sysroot.as_deref();
@@ -374,6 +378,19 @@ pub struct ResolveOptions {
     pub sysroot: Option<PathBuf>,
     pub loader_config: Option<PathBuf>,
     pub library_path: Vec<String>,
+    /// Also find the files each closure's C library opens for the functions it imports.
+    pub implied: bool,
+}
+
+/// A file a closure's C library (or libcrypto) opens for a function it imports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImpliedNote {
+    /// An image path, or the file name of a module the library dlopens.
+    pub what: String,
+    pub topic: Topic,
+    /// The object that imports the function (or links the library), as the loader sees it.
+    pub importer: PathBuf,
+    pub cause: String,
 }
 
 /// Refuses anything but a regular file (links followed) before it is opened:
@@ -408,6 +425,10 @@ pub struct FileDeps {
     /// None when the file is not a dynamic ELF file or could not be read.
     pub resolution: Option<Resolution>,
     pub error: Option<String>,
+    /// The file's own `.note.dlopen` entries.
+    pub dlopen: Vec<DlopenDep>,
+    /// With [`ResolveOptions::implied`]: the files its closure's C library opens by itself.
+    pub implied: Vec<ImpliedNote>,
 }
 
 impl FileDeps {
@@ -417,6 +438,78 @@ impl FileDeps {
             .as_ref()
             .is_some_and(|r| r.libs.iter().any(|d| d.path.is_none()))
     }
+}
+
+/// What the closure of `file` (host path `host`) implies: its C library and libcrypto as found,
+/// the imports of every object loaded, and the `nsswitch.conf` the C library names (on the
+/// host, or in the sysroot).
+fn implied_of(resolver: &Resolver, host: &Path, res: &Resolution) -> Vec<ImpliedNote> {
+    let found: Vec<(PathBuf, PathBuf)> = std::iter::once((
+        res.libs
+            .first()
+            .map_or_else(|| host.to_path_buf(), |d| d.needed_by.clone()),
+        host.to_path_buf(),
+    ))
+    .chain(
+        res.libs
+            .iter()
+            .filter_map(|d| Some((d.path.clone()?, d.host.clone()?))),
+    )
+    .collect();
+    let read: Vec<_> = found
+        .par_iter()
+        .filter_map(|(seen, host)| {
+            let elf = elf::read_file(host).ok()??;
+            Some((seen, host, elf::read_symbols(host).ok().flatten(), elf))
+        })
+        .collect();
+    let libc = read.iter().find_map(|(_, host, _, elf)| {
+        let flavor = match elf.soname.as_deref() {
+            Some("libc.so.6") => Flavor::Glibc,
+            Some("libc.so") => Flavor::Musl,
+            _ if elf.interp.is_none() && host.to_string_lossy().contains("ld-musl-") => {
+                Flavor::Musl
+            }
+            _ => return None,
+        };
+        Some(LibcFacts::read(&std::fs::read(host).ok()?, flavor))
+    });
+    let openssl = read
+        .iter()
+        .find(|(_, _, _, e)| {
+            e.soname
+                .as_deref()
+                .is_some_and(|s| s.starts_with("libcrypto.so"))
+        })
+        .and_then(|(_, host, _, _)| std::fs::read(host).ok())
+        .map(|b| OpensslFacts::read(&b));
+    let nsswitch = libc
+        .as_ref()
+        .and_then(|l| l.paths.nsswitch.as_ref())
+        .and_then(|p| resolver.host_path(p))
+        .and_then(|h| std::fs::read_to_string(h).ok());
+    let process = Process {
+        libc: libc.as_ref(),
+        openssl: openssl.as_ref(),
+        nsswitch: nsswitch.as_deref(),
+        importers: read
+            .iter()
+            .map(|(seen, _, syms, elf)| Importer {
+                path: seen.as_path(),
+                symbols: syms.as_ref(),
+                needed: &elf.needed,
+            })
+            .collect(),
+    };
+    implied::needs(&[process])
+        .into_iter()
+        .map(|n| ImpliedNote {
+            what: n.item.shown(),
+            topic: n.topic,
+            importer: n.importer,
+            cause: n.cause,
+        })
+        .collect()
 }
 
 /// Resolves each file's libraries (paths inside the sysroot, if any) with
@@ -436,6 +529,10 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
             let host = resolver.host_path(file).unwrap_or_else(|| file.clone());
             let read =
                 regular_file(&host).and_then(|()| elf::read_file(&host).map_err(|e| e.to_string()));
+            let dlopen = match &read {
+                Ok(Some(e)) => e.dlopen.clone(),
+                _ => Vec::new(),
+            };
             let (resolution, error) = match read {
                 Ok(Some(e)) => {
                     // A file without PT_INTERP (a library alone) takes the
@@ -452,10 +549,16 @@ pub fn resolve_files(files: &[PathBuf], opts: &ResolveOptions) -> Result<Vec<Fil
                 Ok(None) => (None, Some("not an ELF file".to_string())),
                 Err(err) => (None, Some(err)),
             };
+            let implied = match (&resolution, opts.implied) {
+                (Some(res), true) => implied_of(&resolver, &host, res),
+                _ => Vec::new(),
+            };
             FileDeps {
                 file: file.clone(),
                 resolution,
                 error,
+                dlopen,
+                implied,
             }
         })
         .collect();

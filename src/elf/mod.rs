@@ -6,6 +6,7 @@
 //! checked against the file size, so a malformed file gives an [`ElfError`],
 //! never a panic and never an allocation larger than the file.
 
+mod notes;
 mod parse;
 mod symbols;
 
@@ -15,6 +16,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use notes::{DlopenDep, Priority};
 pub use symbols::{Definition, Reference, Symbols, VersionNeed};
 
 /// `e_type` of a shared object or position-independent executable.
@@ -66,6 +68,8 @@ pub struct ElfFile {
     pub filters: Vec<String>,
     /// DT_AUXILIARY entries.
     pub auxiliary: Vec<String>,
+    /// The libraries the object says it may `dlopen` (its `.note.dlopen` notes).
+    pub dlopen: Vec<DlopenDep>,
 }
 
 /// What is wrong with a file that starts like an ELF file.

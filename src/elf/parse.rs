@@ -10,6 +10,9 @@ use super::{Class, ElfError, ElfFile, Endian, has_magic};
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+/// The most bytes of one PT_NOTE segment read (real ones hold a few hundred).
+const MAX_NOTES: u64 = 1 << 20;
 
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
@@ -81,6 +84,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `len` bytes from `offset`, when they lie inside the source.
+    pub(super) fn bytes_at(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        self.slice(offset, len, "bytes").ok().map(Cow::into_owned)
+    }
+
     /// A reader over bytes already read (a table), with the same class and order.
     pub(super) fn over(&self, bytes: &'a [u8]) -> Reader<'a> {
         Reader {
@@ -131,6 +139,7 @@ pub(super) struct Segment {
     offset: u64,
     vaddr: u64,
     filesz: u64,
+    align: u64,
 }
 
 /// The largest dynamic string table read (real ones are well under a few MiB;
@@ -242,6 +251,7 @@ pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
         pie: false,
         filters: Vec::new(),
         auxiliary: Vec::new(),
+        dlopen: Vec::new(),
     };
     if let Some(seg) = segments.iter().find(|s| s.kind == PT_INTERP) {
         let raw = r.slice(seg.offset, seg.filesz, "PT_INTERP")?;
@@ -252,6 +262,14 @@ pub(super) fn parse(bytes: Bytes) -> Result<ElfFile, ElfError> {
     if let Some(seg) = segments.iter().find(|s| s.kind == PT_DYNAMIC) {
         file.dynamic = true;
         read_dynamic(&r, seg, &segments, &mut file)?;
+    }
+    for seg in segments.iter().filter(|s| s.kind == PT_NOTE) {
+        // Notes are metadata: one the loader would not read does not make the file unusable.
+        let Ok(bytes) = r.slice(seg.offset, seg.filesz.min(MAX_NOTES), "PT_NOTE") else {
+            continue;
+        };
+        file.dlopen
+            .extend(super::notes::dlopen_notes(&r.over(&bytes), seg.align));
     }
     Ok(file)
 }
@@ -293,12 +311,14 @@ fn segment(r: &Reader, at: u64) -> Result<Segment, ElfError> {
             offset: r.word(at + 4, what)?,
             vaddr: r.word(at + 8, what)?,
             filesz: r.word(at + 16, what)?,
+            align: r.word(at + 28, what)?,
         },
         Class::Elf64 => Segment {
             kind: r.u32(at, what)?,
             offset: r.word(at + 8, what)?,
             vaddr: r.word(at + 16, what)?,
             filesz: r.word(at + 32, what)?,
+            align: r.word(at + 48, what)?,
         },
     })
 }

@@ -39,6 +39,8 @@ pub enum Topic {
     Openssl,
     /// The CA certificates OpenSSL verifies peers with.
     CaBundle,
+    /// A library an object's `.note.dlopen` recommends.
+    Dlopen,
 }
 
 impl Topic {
@@ -51,8 +53,24 @@ impl Topic {
             Topic::TimeZone => "local time",
             Topic::Openssl => "OpenSSL configuration and providers",
             Topic::CaBundle => "TLS certificate verification",
+            Topic::Dlopen => "a feature its .note.dlopen recommends",
         }
     }
+}
+
+/// Why an item is implied, for messages and the manifest: `TOPIC: IMPORTER imports FUNCTION`
+/// (or `links LIBRARY`, or `dlopens SONAME` for `.note.dlopen`).
+pub fn reason(topic: Topic, importer: &Path, cause: &str) -> String {
+    let verb = match topic {
+        Topic::Dlopen => "dlopens for",
+        Topic::Openssl | Topic::CaBundle => "links",
+        _ => "imports",
+    };
+    format!(
+        "{}: {} {verb} {cause}",
+        topic.describe(),
+        importer.display()
+    )
 }
 
 /// The imported functions that make the C library open files, by topic.

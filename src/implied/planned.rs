@@ -109,17 +109,7 @@ pub fn plan_implied(
     }
     let bom = plan.boms.len().saturating_sub(1);
     for (need, libc) in found {
-        let why = format!(
-            "{}: {} {} {}",
-            need.topic.describe(),
-            need.importer.display(),
-            if need.cause.contains(".so") {
-                "links"
-            } else {
-                "imports"
-            },
-            need.cause
-        );
+        let why = super::reason(need.topic, &need.importer, &need.cause);
         for (content, dest) in contents(&need.item, libc, sysroot, &mut out.warnings) {
             // What the boms (or the libraries) already put there stays.
             let placed = map

@@ -351,6 +351,7 @@ mod tests {
             pie: false,
             filters: Vec::new(),
             auxiliary: Vec::new(),
+            dlopen: Vec::new(),
         }
     }
 

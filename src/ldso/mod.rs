@@ -24,7 +24,7 @@ pub(crate) use loader::release_version;
 pub use machine::Cpu;
 pub use resolver::Resolver;
 
-use crate::elf::ElfFile;
+use crate::elf::{ElfFile, Priority};
 
 /// Which loader implementation's rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -93,6 +93,9 @@ pub struct ResolverOptions {
     /// and the legacy subdirectories); None means this machine's CPU, for
     /// the host and for a sysroot alike.
     pub cpu: Option<Cpu>,
+    /// The `.note.dlopen` entries loaded like DT_NEEDED: those of this priority or a more
+    /// pressing one (`Required`: only what the object cannot work without); None for none.
+    pub dlopen: Option<Priority>,
 }
 
 impl Default for ResolverOptions {
@@ -103,6 +106,7 @@ impl Default for ResolverOptions {
             use_cache: true,
             conf_without_cache: true,
             cpu: None,
+            dlopen: Some(Priority::Required),
         }
     }
 }
@@ -156,6 +160,9 @@ pub struct Dep {
     /// The hwcaps trap: when `path` is `D/glibc-hwcaps/X/lib`, the baseline
     /// `D/lib` if it exists (an image needs it too).
     pub baseline: Option<PathBuf>,
+    /// Requested by a `.note.dlopen` entry of this priority, not by DT_NEEDED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlopen: Option<Priority>,
 }
 
 /// Why a library was found where it was.

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::{Dep, Resolution, Via};
+use crate::elf::Priority;
 
 /// ldd's lines without load addresses: `\tNAME => PATH`, `\tNAME => not
 /// found`, and the interpreter last as `\t/lib64/ld-linux-x86-64.so.2`;
@@ -30,9 +31,20 @@ pub fn ldd_lines(res: &Resolution) -> String {
             (_, None) => format!("\t{} => not found", dep.name),
         };
         out.push_str(&line);
+        if let Some(p) = dep.dlopen {
+            let _ = write!(out, " (dlopen, {})", priority_name(p));
+        }
         out.push('\n');
     }
     out
+}
+
+pub fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Required => "required",
+        Priority::Recommended => "recommended",
+        Priority::Suggested => "suggested",
+    }
 }
 
 /// The closure as a tree under the objects that first requested each
@@ -103,6 +115,9 @@ fn explain(dep: &Dep) -> String {
         .as_ref()
         .map_or("not found".into(), |p| p.display().to_string());
     let mut line = format!("{} => {path} [{why}]", dep.name);
+    if let Some(p) = dep.dlopen {
+        let _ = write!(line, " (dlopen, {})", priority_name(p));
+    }
     if let Some(b) = &dep.baseline {
         let _ = write!(line, " (baseline {})", b.display());
     }
@@ -131,6 +146,7 @@ mod tests {
                 vec![]
             },
             baseline: None,
+            dlopen: None,
             host: path.map(PathBuf::from),
         }
     }

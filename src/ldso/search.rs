@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 use super::loader::LoaderFacts;
 use super::resolver::{Probe, Resolver, join};
 use super::{Dep, FileId, Flavor, Resolution, Via, machine};
-use crate::elf::{ET_DYN, ET_EXEC, ElfFile, Endian};
+use crate::elf::{ET_DYN, ET_EXEC, ElfFile, Endian, Priority};
 
 /// musl serves these library names (`lib<name>.…`) from the ldso itself.
 const MUSL_RESERVED: [&str; 7] = ["c", "pthread", "rt", "m", "dl", "util", "xnet"];
@@ -180,6 +180,14 @@ impl<'r> Search<'r> {
                 for name in &elf.auxiliary {
                     self.request(i, name, true);
                 }
+                let wanted = self.r.opts.dlopen;
+                for d in elf
+                    .dlopen
+                    .iter()
+                    .filter(|d| wanted.is_some_and(|w| d.priority <= w))
+                {
+                    self.request_any(i, &d.sonames, d.priority);
+                }
             }
             i += 1;
         }
@@ -196,11 +204,39 @@ impl<'r> Search<'r> {
                 via: Via::Loader,
                 searched: Vec::new(),
                 baseline: None,
+                dlopen: None,
             });
         }
         Resolution {
             interp: self.interp,
             libs: self.deps,
+        }
+    }
+
+    /// A `.note.dlopen` entry: the first of its sonames that is loaded or found; when none is,
+    /// the first is missing.
+    fn request_any(&mut self, requester: usize, names: &[String], priority: Priority) {
+        let loaded =
+            |s: &Self, name: &str| s.objects.iter().any(|o| o.names.iter().any(|n| n == name));
+        if names.iter().any(|n| loaded(self, n)) {
+            return;
+        }
+        let before = self.deps.len();
+        let found = names
+            .iter()
+            .find_map(|name| match self.find(requester, name) {
+                Outcome::Found(c, via) => Some((name, c, via)),
+                _ => None,
+            });
+        match found {
+            Some((name, c, via)) => self.add(requester, name, c, via),
+            None => match names.first() {
+                Some(first) => self.request(requester, first, false),
+                None => return,
+            },
+        }
+        for d in self.deps.iter_mut().skip(before) {
+            d.dlopen = Some(priority);
         }
     }
 
@@ -292,6 +328,7 @@ impl<'r> Search<'r> {
             needed_by: PathBuf::from(&self.objects[requester].path),
             via,
             searched: searched.into_iter().map(PathBuf::from).collect(),
+            dlopen: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod cli_build;
 mod cli_deps;
 mod cli_manifest;
 mod cli_sysroot;
+mod dlopen_notes;
 mod e2e_images;
 mod elf_symbols;
 mod fs_copy;
