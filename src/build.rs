@@ -11,6 +11,7 @@ use crate::elf::Priority;
 use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
 use crate::implied;
+use crate::instance::config::OcclumConfig;
 use crate::manifest;
 use crate::plan::image::ImageMap;
 use crate::plan::{self, Plan, PlanOptions};
@@ -126,6 +127,17 @@ fn final_check_verdict(
             .iter()
             .map(|p| format!("check: in the image, {}", report::symbol_line(p))),
     );
+    problems.extend(report.instance_problems.iter().map(|p| {
+        format!(
+            "check: {}: {}: {}",
+            report
+                .instance
+                .as_deref()
+                .map_or("Occlum.json".into(), |i| i.display().to_string()),
+            p.field,
+            p.problem
+        )
+    }));
     // The program may never make the call: a warning, an error only with --strict.
     let implied: Vec<String> = report
         .implied
@@ -218,6 +230,7 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
             &mut map,
             &libs.headers,
             deps_opts.sysroot.as_deref(),
+            instance_tz(&opts.root).as_deref(),
         );
         warnings.extend(
             implied
@@ -263,6 +276,12 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         config,
         headers: libs.headers,
     })
+}
+
+/// The `TZ` of the Occlum instance whose `image/` the root is: its zone file is the one implied.
+fn instance_tz(root: &std::path::Path) -> Option<String> {
+    let json = OcclumConfig::beside(root)?;
+    OcclumConfig::read(&json).ok()?.tz
 }
 
 /// The image map of a plan, with the libraries of its ELF files added to both.

@@ -122,9 +122,14 @@ enum Command {
     },
     /// Check that every ELF file in an image finds its libraries, symbols and symbol versions inside the image.
     Check {
-        /// The image root to check (a directory holding the image's /).
+        /// The image root to check (a directory holding the image's /). When it is an Occlum
+        /// instance's `image/`, the instance's Occlum.json is judged too.
+        #[arg(long, required_unless_present = "instance")]
+        root: Option<PathBuf>,
+        /// An Occlum instance: its `image/` is checked (unless --root says otherwise) and its
+        /// Occlum.json judged (entry points, sizes) and used (LD_LIBRARY_PATH, TZ).
         #[arg(long)]
-        root: PathBuf,
+        instance: Option<PathBuf>,
         /// The Occlum loader config the image was built with, so that its
         /// loaders' configured lib dirs are searched (default:
         /// /opt/occlum/etc/template/occlum_elf_loader.config if present).
@@ -186,19 +191,21 @@ fn main() -> ExitCode {
         }
         Some(Command::Check {
             root,
+            instance,
             loader_config,
             json,
             no_symbols,
             strict,
-        }) => run_check(
-            &root,
-            loader_config,
-            json,
-            check::CheckOptions {
+        }) => {
+            let root = root
+                .or_else(|| instance.as_ref().map(|d| d.join("image")))
+                .unwrap_or_default();
+            let options = check::CheckOptions {
                 symbols: !no_symbols,
-            },
-            strict,
-        ),
+                instance: instance.map(|d| d.join("Occlum.json")),
+            };
+            run_check(&root, loader_config, json, &options, strict)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -404,7 +411,7 @@ fn run_check(
     root: &std::path::Path,
     loader_config: Option<PathBuf>,
     json: bool,
-    options: check::CheckOptions,
+    options: &check::CheckOptions,
     strict: bool,
 ) -> Result<(), Error> {
     let config = LoaderConfig::load(loader_config.as_deref())?;

@@ -191,6 +191,19 @@ pub fn check_lines(r: &CheckReport) -> String {
     for m in &r.implied {
         let _ = writeln!(out, "{}", implied_line(m));
     }
+    for p in &r.instance_problems {
+        let file = r
+            .instance
+            .as_deref()
+            .map_or("Occlum.json".into(), |p| p.display().to_string());
+        let _ = writeln!(
+            out,
+            "instance: {}: {}: {}",
+            escape(&file),
+            escape(&p.field),
+            escape(&p.problem)
+        );
+    }
     for l in &r.dangling_links {
         let _ = writeln!(
             out,
@@ -234,14 +247,18 @@ pub fn check_lines(r: &CheckReport) -> String {
         out,
         "{} ELF files checked ({programs} programs, {alone} objects no program loads, {} symbol \
          references): {verdict} ({} missing libraries, {} missing interpreters, {} symbol problems, \
-         {} dangling links, {} implied files missing)",
+         {} dangling links, {} implied files missing{})",
         r.elf_files,
         r.symbol_references,
         r.missing.len(),
         r.missing_interpreters.len(),
         r.symbols.len(),
         r.dangling_links.len(),
-        r.implied.len()
+        r.implied.len(),
+        match r.instance {
+            Some(_) => format!(", {} Occlum.json problems", r.instance_problems.len()),
+            None => String::new(),
+        }
     );
     out
 }

@@ -40,7 +40,13 @@ fn is_libcrypto(o: &Object) -> bool {
 }
 
 /// Adds the implied files the image lacks to the report.
-pub(super) fn judge(image: &Image, tables: &Tables, scopes: &[Scope], report: &mut CheckReport) {
+pub(super) fn judge(
+    image: &Image,
+    tables: &Tables,
+    scopes: &[Scope],
+    tz: Option<&str>,
+    report: &mut CheckReport,
+) {
     // Objects whose imports or links can imply anything: the rest need not be looked at again.
     let triggers: HashMap<usize, bool> = tables
         .symbols
@@ -88,6 +94,7 @@ pub(super) fn judge(image: &Image, tables: &Tables, scopes: &[Scope], report: &m
                 libc: libc.map(|(_, (f, _))| f),
                 openssl,
                 nsswitch: libc.and_then(|(_, (_, conf))| conf.as_deref()),
+                tz,
                 importers,
             };
             implied::needs(&[process])

@@ -17,6 +17,7 @@ use super::symbols::{self, Scope};
 use super::{CheckOptions, CheckReport, LoadedFirst, MissingLibrary, ObjectVerdict, Role};
 use crate::deps::LoaderConfig;
 use crate::elf::{Class, ET_DYN, ET_EXEC, ElfFile};
+use crate::instance::config::OcclumConfig;
 use crate::ldso::{Dep, Flavor, LoaderSpec, Resolver, ResolverOptions, Via};
 
 /// Directories that hold a whole system rather than one installed tree:
@@ -60,12 +61,14 @@ fn role_of(elf: &ElfFile) -> Role {
 pub(super) fn judge(
     image: &Image,
     config: &LoaderConfig,
-    options: CheckOptions,
+    options: &CheckOptions,
+    instance: Option<&OcclumConfig>,
     report: &mut CheckReport,
 ) {
     let resolver = Resolver::new(ResolverOptions {
         sysroot: image.root.clone(),
-        library_path: Vec::new(),
+        // An Occlum instance's programs run with its env.default, LD_LIBRARY_PATH included.
+        library_path: instance.map(|c| c.library_path.clone()).unwrap_or_default(),
         use_cache: true,
         // At run time glibc reads only the cache, never ld.so.conf.
         conf_without_cache: false,
@@ -183,7 +186,8 @@ pub(super) fn judge(
         let musl = scopes.iter().any(|s| s.musl);
         let tables = symbols::Tables::read(image, musl, &mut report.warnings);
         symbols::judge(image, &tables, &scopes, report);
-        implied::judge(image, &tables, &scopes, report);
+        let tz = instance.and_then(|c| c.tz.as_deref());
+        implied::judge(image, &tables, &scopes, tz, report);
     }
 
     for c in program_closures.iter().chain(&lone_closures) {

@@ -20,6 +20,7 @@ pub use crate::deps::KnownHeaders;
 use crate::deps::LoaderConfig;
 use crate::error::{Error, Result, Status};
 use crate::implied::Topic;
+use crate::instance::config::{ConfigProblem, OcclumConfig};
 
 /// A symlink in the image whose target does not exist inside the image.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -158,6 +159,10 @@ pub struct CheckReport {
     pub symbol_references: usize,
     /// Files the programs' libraries will open that the image lacks (warnings).
     pub implied: Vec<ImpliedMissing>,
+    /// The Occlum instance's `Occlum.json` that was read, if any.
+    pub instance: Option<PathBuf>,
+    /// What is wrong with it: fields `occlum build` refuses, entry points the image lacks.
+    pub instance_problems: Vec<ConfigProblem>,
     pub dangling_links: Vec<DanglingLink>,
     pub warnings: Vec<String>,
 }
@@ -165,7 +170,10 @@ pub struct CheckReport {
 impl CheckReport {
     /// True when every program and every object judged alone will load.
     pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.missing_interpreters.is_empty() && self.symbols.is_empty()
+        self.missing.is_empty()
+            && self.missing_interpreters.is_empty()
+            && self.symbols.is_empty()
+            && self.instance_problems.is_empty()
     }
 
     /// The verdict on the object at an image path.
@@ -175,16 +183,22 @@ impl CheckReport {
 }
 
 /// What `check` judges besides libraries and interpreters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CheckOptions {
     /// Symbols and symbol versions (on unless asked not to: they are what makes an image with
     /// every library still fail at start-up).
     pub symbols: bool,
+    /// The Occlum instance's `Occlum.json` (`--instance`); None: the one beside the root when
+    /// the root is an instance's `image/`.
+    pub instance: Option<PathBuf>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { symbols: true }
+        CheckOptions {
+            symbols: true,
+            instance: None,
+        }
     }
 }
 
@@ -197,7 +211,7 @@ pub fn check_image(
     config: &LoaderConfig,
     known: &KnownHeaders,
 ) -> Result<CheckReport> {
-    check_image_with(root, config, known, CheckOptions::default())
+    check_image_with(root, config, known, &CheckOptions::default())
 }
 
 /// [`check_image`] with options.
@@ -205,7 +219,7 @@ pub fn check_image_with(
     root: &Path,
     config: &LoaderConfig,
     known: &KnownHeaders,
-    options: CheckOptions,
+    options: &CheckOptions,
 ) -> Result<CheckReport> {
     if !root.is_dir() {
         return Err(Error::new(
@@ -214,10 +228,41 @@ pub fn check_image_with(
         ));
     }
     let mut report = CheckReport::default();
+    let instance = match options
+        .instance
+        .clone()
+        .or_else(|| OcclumConfig::beside(root))
+    {
+        Some(path) => {
+            report.instance = Some(path.clone());
+            match OcclumConfig::read(&path) {
+                Ok(c) => Some(c),
+                Err(problem) => {
+                    report.instance_problems.push(ConfigProblem {
+                        field: "Occlum.json".to_string(),
+                        problem,
+                    });
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let image = image::Image::read(root, known, &mut report.warnings);
     report.elf_files = image.objects.len();
     report.dangling_links = image.dangling_links();
-    judge::judge(&image, config, options, &mut report);
+    if let Some(c) = &instance {
+        report.instance_problems.extend(c.problems.iter().cloned());
+        for (i, e) in c.entry_points.iter().enumerate() {
+            if !image.is_dir(Path::new(e)) {
+                report.instance_problems.push(ConfigProblem {
+                    field: format!("entry_points[{i}]"),
+                    problem: format!("{e} is not a directory in the image"),
+                });
+            }
+        }
+    }
+    judge::judge(&image, config, options, instance.as_ref(), &mut report);
     for m in &mut report.missing {
         m.dangling_link = report
             .dangling_links

@@ -492,6 +492,7 @@ fn implied_of(resolver: &Resolver, host: &Path, res: &Resolution) -> Vec<Implied
         libc: libc.as_ref(),
         openssl: openssl.as_ref(),
         nsswitch: nsswitch.as_deref(),
+        tz: None,
         importers: read
             .iter()
             .map(|(seen, _, syms, elf)| Importer {

@@ -14,6 +14,8 @@ pub struct LibcPaths {
     pub passwd: Option<ImagePath>,
     pub group: Option<ImagePath>,
     pub localtime: Option<ImagePath>,
+    /// The zone directory a `TZ` names files in.
+    pub zoneinfo: Option<ImagePath>,
     /// glibc's gconv module directory (its `GCONV_PATH` default).
     pub gconv: Option<ImagePath>,
 }
@@ -40,6 +42,7 @@ impl LibcFacts {
                 "passwd" if in_etc => &mut paths.passwd,
                 "group" if in_etc => &mut paths.group,
                 "localtime" if in_etc => &mut paths.localtime,
+                "zoneinfo" if dir.ends_with("/share") => &mut paths.zoneinfo,
                 "gconv" if flavor == Flavor::Glibc && dir.contains("/lib") => &mut paths.gconv,
                 _ => continue,
             };

@@ -217,6 +217,9 @@ pub struct Process<'a> {
     pub openssl: Option<&'a OpensslFacts>,
     /// The text of the image's `nsswitch.conf` (the one libc names), when it has one.
     pub nsswitch: Option<&'a str>,
+    /// The `TZ` the process runs with (an Occlum instance's `env.default`): its zone file is
+    /// read instead of `localtime`.
+    pub tz: Option<&'a str>,
     pub importers: Vec<Importer<'a>>,
 }
 
@@ -247,7 +250,7 @@ pub fn needs(processes: &[Process]) -> Vec<Need> {
                 }
                 seen.push(topic);
                 if let Some(libc) = p.libc {
-                    for item in libc_items(libc, topic, p.nsswitch) {
+                    for item in libc_items(libc, topic, p.nsswitch, p.tz) {
                         push(item, topic, imp.path, &r.name);
                     }
                 }
@@ -273,7 +276,12 @@ pub fn needs(processes: &[Process]) -> Vec<Need> {
 }
 
 /// What the C library opens for a topic.
-fn libc_items(libc: &LibcFacts, topic: Topic, nsswitch: Option<&str>) -> Vec<Item> {
+fn libc_items(
+    libc: &LibcFacts,
+    topic: Topic,
+    nsswitch: Option<&str>,
+    tz: Option<&str>,
+) -> Vec<Item> {
     let file = |path: &Option<ImagePath>, generated| {
         path.clone().map(|path| Item::File { path, generated })
     };
@@ -304,7 +312,19 @@ fn libc_items(libc: &LibcFacts, topic: Topic, nsswitch: Option<&str>) -> Vec<Ite
             &[]
         }
         Topic::TimeZone => {
-            items.extend(file(&paths.localtime, None));
+            // An absolute TZ names its file; a relative one a file of the zone directory.
+            let zone = match tz {
+                Some(t) if t.starts_with('/') => ImagePath::parse(t).ok(),
+                Some(t) => paths.zoneinfo.as_ref().and_then(|z| z.join(t).ok()),
+                None => None,
+            };
+            match zone {
+                Some(path) => items.push(Item::File {
+                    path,
+                    generated: None,
+                }),
+                None => items.extend(file(&paths.localtime, None)),
+            }
             &[]
         }
         _ => &[],
@@ -377,6 +397,7 @@ mod tests {
                 passwd: p("/etc/passwd"),
                 group: p("/etc/group"),
                 localtime: p("/etc/localtime"),
+                zoneinfo: p("/usr/share/zoneinfo"),
                 gconv: p("/usr/lib/gconv"),
             },
         }
@@ -408,6 +429,7 @@ mod tests {
                 libc: Some(&libc),
                 openssl: None,
                 nsswitch: None,
+                tz: None,
                 importers: vec![Importer {
                     path: Path::new("/bin/p"),
                     symbols: Some(&syms),
@@ -431,6 +453,7 @@ mod tests {
             libc: Some(&libc),
             openssl: None,
             nsswitch: Some("passwd: files systemd\n"),
+            tz: None,
             importers: vec![Importer {
                 path: Path::new("/bin/p"),
                 symbols: Some(&syms),

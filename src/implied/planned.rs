@@ -49,6 +49,7 @@ pub fn plan_implied(
     map: &mut ImageMap,
     headers: &KnownHeaders,
     sysroot: Option<&Path>,
+    tz: Option<&str>,
 ) -> Implied {
     let files = planned_elf_files(map, headers);
     let mut out = Implied::default();
@@ -99,6 +100,7 @@ pub fn plan_implied(
             libc: Some(facts),
             openssl: openssl.as_ref(),
             nsswitch: conf.as_deref(),
+            tz,
             importers,
         };
         for n in needs(&[process]) {

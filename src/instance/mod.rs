@@ -9,6 +9,7 @@
 //! file, what `occlum build` will still need.
 
 mod apply;
+pub mod config;
 mod layout;
 mod sources;
 mod staging;

@@ -10,6 +10,7 @@ mod safety_support;
 mod bom_fuzz;
 mod bom_load;
 mod check_differential;
+mod check_instance;
 mod check_messages;
 mod check_symbols;
 mod check_trees;
