@@ -105,10 +105,17 @@ fn why(plan: &Plan, op: usize) -> String {
             (
                 None,
                 Op::CopyLibrary {
-                    name, needed_by, ..
+                    name,
+                    needed_by,
+                    dlopen,
+                    ..
                 },
             ) => {
-                format!("library {name} needed by {}", needed_by.display())
+                let how = match dlopen {
+                    Some(p) => format!(" (.note.dlopen, {})", p.name()),
+                    None => String::new(),
+                };
+                format!("library {name}{how} needed by {}", needed_by.display())
             }
             (None, Op::Implied { why, .. }) => format!("implied: {why}"),
             (None, _) => String::new(),

@@ -13,7 +13,6 @@ use crate::check::{CheckReport, ImpliedMissing, Role, SymbolFinding, SymbolProbl
 use crate::deps::{ImpliedNote, Missing};
 use crate::elf::DlopenDep;
 use crate::implied;
-use crate::ldso::report::priority_name;
 use crate::plan::{ImpliedContent, Op, Plan};
 
 /// The plan, one operation a line, in execution order.
@@ -58,12 +57,14 @@ pub fn plan_lines(plan: &Plan) -> String {
                 dest,
                 name,
                 needed_by,
+                dlopen,
             } => format!(
-                "library {} -> {} ({}, needed by {})",
+                "library {} -> {} ({}, needed by {}{})",
                 shown(src),
                 shown(dest),
                 escape(name),
-                shown(needed_by)
+                shown(needed_by),
+                dlopen.map_or(String::new(), |p| format!(", dlopen {}", p.name()))
             ),
         };
         let _ = writeln!(out, "{line}");
@@ -330,7 +331,7 @@ pub fn implied_line(m: &ImpliedMissing) -> String {
 pub fn dlopen_line(d: &DlopenDep) -> String {
     let mut line = format!(
         "dlopen ({}) {}",
-        priority_name(d.priority),
+        d.priority.name(),
         escape(&d.sonames.join("|"))
     );
     if let Some(f) = &d.feature {

@@ -147,6 +147,7 @@ impl<'a> Placer<'a> {
                 dest,
                 name: dep.name.clone(),
                 needed_by: dep.needed_by.clone(),
+                dlopen: dep.dlopen,
             },
         });
     }

@@ -22,6 +22,17 @@ pub enum Priority {
     Suggested,
 }
 
+impl Priority {
+    /// The name the specification gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Required => "required",
+            Priority::Recommended => "recommended",
+            Priority::Suggested => "suggested",
+        }
+    }
+}
+
 /// One entry of a `.note.dlopen` array: any one of `sonames` provides the feature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DlopenDep {

@@ -4,7 +4,6 @@
 use std::fmt::Write;
 
 use super::{Dep, Resolution, Via};
-use crate::elf::Priority;
 
 /// ldd's lines without load addresses: `\tNAME => PATH`, `\tNAME => not
 /// found`, and the interpreter last as `\t/lib64/ld-linux-x86-64.so.2`;
@@ -32,19 +31,11 @@ pub fn ldd_lines(res: &Resolution) -> String {
         };
         out.push_str(&line);
         if let Some(p) = dep.dlopen {
-            let _ = write!(out, " (dlopen, {})", priority_name(p));
+            let _ = write!(out, " (dlopen, {})", p.name());
         }
         out.push('\n');
     }
     out
-}
-
-pub fn priority_name(p: Priority) -> &'static str {
-    match p {
-        Priority::Required => "required",
-        Priority::Recommended => "recommended",
-        Priority::Suggested => "suggested",
-    }
 }
 
 /// The closure as a tree under the objects that first requested each
@@ -116,7 +107,7 @@ fn explain(dep: &Dep) -> String {
         .map_or("not found".into(), |p| p.display().to_string());
     let mut line = format!("{} => {path} [{why}]", dep.name);
     if let Some(p) = dep.dlopen {
-        let _ = write!(line, " (dlopen, {})", priority_name(p));
+        let _ = write!(line, " (dlopen, {})", p.name());
     }
     if let Some(b) = &dep.baseline {
         let _ = write!(line, " (baseline {})", b.display());

@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::bom::{Bom, CopyEntry, FileEntry, LoadedBoms, Located, Target};
+use crate::elf::Priority;
 use crate::error::{Error, Result, SourceLoc, Status, Warning, WarningKind};
 use crate::fs::{Excludes, ImagePath, TreeEntry, scan_tree};
 use crate::implied::Generated;
@@ -59,6 +60,9 @@ pub enum Op {
         dest: ImagePath,
         name: String,
         needed_by: PathBuf,
+        /// Requested by a `.note.dlopen` entry of this priority, not by DT_NEEDED.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dlopen: Option<Priority>,
     },
     /// A file the image's C library (or libcrypto) opens for a function the image's objects
     /// import (`--implicit`): copied from the host, or generated.
