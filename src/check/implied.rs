@@ -12,7 +12,7 @@ use super::image::{Image, Object};
 use super::symbols::{Scope, Tables};
 use super::{CheckReport, ImpliedMissing};
 use crate::elf::Priority;
-use crate::implied::{self, Importer, Item, LibcFacts, OpensslFacts, Process, Topic};
+use crate::implied::{self, Importer, Imports, Item, LibcFacts, OpensslFacts, Process, Topic};
 use crate::ldso::{Flavor, default_dirs};
 
 /// The libraries whose facts decide what is implied, read once each.
@@ -47,21 +47,19 @@ pub(super) fn judge(
     tz: Option<&str>,
     report: &mut CheckReport,
 ) {
-    // Objects whose imports or links can imply anything: the rest need not be looked at again.
-    let triggers: HashMap<usize, bool> = tables
+    // What each object's imports imply, once: only the objects whose imports or links can imply
+    // anything are looked at in each scope.
+    let imports: HashMap<usize, Imports> = tables
         .symbols
         .par_iter()
-        .map(|(&i, s)| {
+        .filter_map(|(&i, s)| {
             let linked = image.objects[i]
                 .elf
                 .needed
                 .iter()
                 .any(|n| n.starts_with("libcrypto.so") || n.starts_with("libssl.so"));
-            let imports = s
-                .references
-                .iter()
-                .any(|r| implied::topic_of(&r.name).is_some());
-            (i, linked || imports)
+            let imports = Imports::of(Some(s));
+            (linked || !imports.is_empty()).then_some((i, imports))
         })
         .collect();
     let providers = read_providers(image, tables, scopes);
@@ -73,18 +71,20 @@ pub(super) fn judge(
                 .iter()
                 .filter_map(|id| tables.first.get(id).copied())
                 .collect();
-            members.sort_unstable();
+            // The scope's own program (or object) first: it is the one a reason should name.
+            members.sort_unstable_by_key(|&i| (i != scope.root, i));
             let libc = members
                 .iter()
                 .find_map(|i| providers.libc.get(i).map(|f| (*i, f)));
             let openssl = members.iter().find_map(|i| providers.openssl.get(i));
             let importers: Vec<Importer> = members
                 .iter()
-                .filter(|i| triggers.get(i).copied().unwrap_or(false))
-                .map(|&i| Importer {
-                    path: &image.objects[i].path,
-                    symbols: tables.symbols.get(&i),
-                    needed: &image.objects[i].elf.needed,
+                .filter_map(|&i| {
+                    Some(Importer {
+                        path: &image.objects[i].path,
+                        imports: imports.get(&i)?,
+                        needed: &image.objects[i].elf.needed,
+                    })
                 })
                 .collect();
             if importers.is_empty() {

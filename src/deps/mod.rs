@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::elf::{self, DlopenDep, ET_DYN, ET_EXEC, ElfFile, Priority};
 use crate::error::Result;
 use crate::fs::{self, EntryKind, ImagePath};
-use crate::implied::{self, Importer, LibcFacts, OpensslFacts, Process, Topic};
+use crate::implied::{self, Importer, Imports, LibcFacts, OpensslFacts, Process, Topic};
 use crate::ldso::{Flavor, LoaderSpec, Resolution, Resolver, ResolverOptions, default_interp};
 use crate::plan::image::{ImageMap, NodeKind};
 use crate::plan::{ImpliedContent, Op, Plan, PlannedOp, inside_sysroot};
@@ -460,7 +460,8 @@ fn implied_of(resolver: &Resolver, host: &Path, res: &Resolution) -> Vec<Implied
         .par_iter()
         .filter_map(|(seen, host)| {
             let elf = elf::read_file(host).ok()??;
-            Some((seen, host, elf::read_symbols(host).ok().flatten(), elf))
+            let imports = Imports::of(elf::read_symbols(host).ok().flatten().as_ref());
+            Some((seen, host, imports, elf))
         })
         .collect();
     let libc = read.iter().find_map(|(_, host, _, elf)| {
@@ -497,7 +498,7 @@ fn implied_of(resolver: &Resolver, host: &Path, res: &Resolution) -> Vec<Implied
             .iter()
             .map(|(seen, _, syms, elf)| Importer {
                 path: seen.as_path(),
-                symbols: syms.as_ref(),
+                imports: syms,
                 needed: &elf.needed,
             })
             .collect(),

@@ -207,8 +207,32 @@ pub struct Need {
 /// One object that may make the libraries open files.
 pub struct Importer<'a> {
     pub path: &'a Path,
-    pub symbols: Option<&'a Symbols>,
+    /// Its imports that imply files ([`Imports::of`]).
+    pub imports: &'a Imports,
     pub needed: &'a [String],
+}
+
+/// The first imported function of each topic, in the object's reference order: all an object's
+/// imports say about implied files, computed once per object (a library is in many scopes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Imports(Vec<(Topic, String)>);
+
+impl Imports {
+    pub fn of(symbols: Option<&Symbols>) -> Imports {
+        let mut found: Vec<(Topic, String)> = Vec::new();
+        for r in symbols.into_iter().flat_map(|s| &s.references) {
+            if let Some(t) = topic_of(&r.name)
+                && !found.iter().any(|(f, _)| *f == t)
+            {
+                found.push((t, r.name.clone()));
+            }
+        }
+        Imports(found)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// What the objects of one process (a program's load scope, or an object judged alone) use.
@@ -239,19 +263,10 @@ pub fn needs(processes: &[Process]) -> Vec<Need> {
     };
     for p in processes {
         for imp in &p.importers {
-            let mut seen: Vec<Topic> = Vec::new();
-            let imported = imp.symbols.into_iter().flat_map(|s| &s.references);
-            for r in imported {
-                let Some(topic) = topic_of(&r.name) else {
-                    continue;
-                };
-                if seen.contains(&topic) {
-                    continue;
-                }
-                seen.push(topic);
+            for (topic, function) in &imp.imports.0 {
                 if let Some(libc) = p.libc {
-                    for item in libc_items(libc, topic, p.nsswitch, p.tz) {
-                        push(item, topic, imp.path, &r.name);
+                    for item in libc_items(libc, *topic, p.nsswitch, p.tz) {
+                        push(item, *topic, imp.path, function);
                     }
                 }
             }
@@ -432,7 +447,7 @@ mod tests {
                 tz: None,
                 importers: vec![Importer {
                     path: Path::new("/bin/p"),
-                    symbols: Some(&syms),
+                    imports: &Imports::of(Some(&syms)),
                     needed: &[],
                 }],
             }]);
@@ -456,7 +471,7 @@ mod tests {
             tz: None,
             importers: vec![Importer {
                 path: Path::new("/bin/p"),
-                symbols: Some(&syms),
+                imports: &Imports::of(Some(&syms)),
                 needed: &[],
             }],
         }]);

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{Importer, Item, LibcFacts, Need, OpensslFacts, Process, needs};
+use super::{Importer, Imports, Item, LibcFacts, Need, OpensslFacts, Process, needs};
 use crate::deps::KnownHeaders;
-use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile, Symbols};
+use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::fs::ImagePath;
 use crate::ldso::Flavor;
 use crate::plan::image::{ImageMap, NodeKind};
@@ -28,7 +28,7 @@ struct Planned {
     dest: ImagePath,
     src: PathBuf,
     elf: ElfFile,
-    symbols: Option<Symbols>,
+    imports: Imports,
 }
 
 /// The C library flavor of a file by its names (`libc.so.6` is glibc's soname; musl's libc is
@@ -92,7 +92,7 @@ pub fn plan_implied(
             .filter(|f| Flavor::of_object(&f.elf).unwrap_or(Flavor::Glibc) == *flavor)
             .map(|f| Importer {
                 path: f.dest.as_path(),
-                symbols: f.symbols.as_ref(),
+                imports: &f.imports,
                 needed: &f.elf.needed,
             })
             .collect();
@@ -158,7 +158,7 @@ fn planned_elf_files(map: &ImageMap, headers: &KnownHeaders) -> Vec<Planned> {
             Some(Planned {
                 dest: dest.clone(),
                 src: src.clone(),
-                symbols: elf::read_symbols(src).ok().flatten(),
+                imports: Imports::of(elf::read_symbols(src).ok().flatten().as_ref()),
                 elf,
             })
         })
