@@ -33,7 +33,7 @@ impl LibcFacts {
     /// Reads the facts from the bytes of a `libc.so.6` (glibc) or of musl's libc.
     pub fn read(bytes: &[u8], flavor: Flavor) -> LibcFacts {
         let mut paths = LibcPaths::default();
-        for s in path_strings(bytes) {
+        for s in path_strings(bytes, NAMES) {
             let (dir, name) = s.rsplit_once('/').unwrap_or(("", s));
             let in_etc = dir.ends_with("/etc");
             let slot = match name {
@@ -85,7 +85,7 @@ impl OpensslFacts {
     pub fn read(bytes: &[u8]) -> OpensslFacts {
         let quoted = |key: &str| {
             let mark = format!("{key}: \"");
-            let at = find(bytes, mark.as_bytes())? + mark.len();
+            let at = memchr::memmem::find(bytes, mark.as_bytes())? + mark.len();
             let rest = bytes.get(at..)?;
             let end = rest.iter().position(|&b| b == b'"' || b == 0)?;
             let dir = std::str::from_utf8(rest.get(..end)?).ok()?;
@@ -99,21 +99,39 @@ impl OpensslFacts {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
+/// The last names of the paths [`LibcFacts::read`] looks for, each with its NUL.
+const NAMES: &[&[u8]] = &[
+    b"/nsswitch.conf\0",
+    b"/hosts\0",
+    b"/passwd\0",
+    b"/group\0",
+    b"/localtime\0",
+    b"/zoneinfo\0",
+    b"/gconv\0",
+];
 
 /// Every NUL-terminated string of the bytes that is a whole absolute path (printable, no
-/// spaces, preceded by a NUL), in file order.
-fn path_strings(bytes: &[u8]) -> impl Iterator<Item = &str> {
-    bytes
-        .split(|&b| b == 0)
-        .filter(|s| s.len() > 1 && s.first() == Some(&b'/'))
-        .filter(|s| {
-            s.iter()
-                .all(|b| b.is_ascii_graphic() && !b"%:*\"".contains(b))
-        })
-        .filter_map(|s| std::str::from_utf8(s).ok())
+/// spaces, preceded by a NUL) ending in one of `names`, in file order. Found by searching for
+/// the names: a C library is megabytes, the strings a few.
+fn path_strings<'a>(bytes: &'a [u8], names: &[&[u8]]) -> Vec<&'a str> {
+    let mut found: Vec<(usize, &str)> = Vec::new();
+    for name in names {
+        for end in memchr::memmem::find_iter(bytes, name) {
+            let start = memchr::memrchr(0, &bytes[..end]).map_or(0, |nul| nul + 1);
+            let Some(s) = bytes.get(start..end + name.len() - 1) else {
+                continue;
+            };
+            let clean = s.len() > 1
+                && s.first() == Some(&b'/')
+                && s.iter()
+                    .all(|b| b.is_ascii_graphic() && !b"%:*\"".contains(b));
+            if let (true, Ok(text)) = (clean, std::str::from_utf8(s)) {
+                found.push((start, text));
+            }
+        }
+    }
+    found.sort_unstable();
+    found.into_iter().map(|(_, s)| s).collect()
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub(crate) fn embedded_system_dirs(bytes: &[u8]) -> Option<Vec<String>> {
 /// `development release version`), as embedded in ld.so and libc.so.6.
 pub(crate) fn release_version(bytes: &[u8]) -> Option<(u32, u32)> {
     const MARK: &[u8] = b" release version ";
-    let at = bytes.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let at = memchr::memmem::find(bytes, MARK)? + MARK.len();
     let tail = bytes.get(at..at.saturating_add(16).min(bytes.len()))?;
     let text: String = tail
         .iter()
