@@ -462,3 +462,78 @@ fn python_resolves_localhost_and_names_root_after_an_implicit_build() {
         "{text}"
     );
 }
+
+/// musl has no NSS, no gconv and no unwinding through libgcc_s: it reads `/etc/hosts` and
+/// `/etc/passwd` itself, and those are all that is implied. The musl loader and musl's libc
+/// decide, in a chroot.
+#[test]
+#[ignore = "needs root: chroot"]
+fn musl_reads_hosts_and_passwd_itself_and_needs_no_nss() {
+    let ws = Ws::new();
+    let prog = ws.path().join("build/musl-lookup");
+    let src = r#"#include <netdb.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+int main(void) {
+    struct addrinfo hints, *res;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    if (getaddrinfo("localhost", NULL, &hints, &res) != 0) return 1;
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, buf, sizeof buf);
+    struct passwd *pw = getpwuid(0);
+    if (!pw) return 2;
+    printf("%s %s\n", buf, pw->pw_name);
+    return 0;
+}
+"#;
+    cc("musl-gcc", src, &prog, &[]);
+    ws.write("app.yaml", &bom(&prog));
+    ws.run("app.yaml", &[]).success();
+    let img = Image::new(ws.root());
+    let out = img.run("/bin/musl-lookup", &[], false);
+    assert!(!out.status.success(), "works without /etc/hosts: {out:?}");
+    let text = stdout(&check(&img.root, &[]));
+    let lines = implied_lines(&text);
+    for want in ["/etc/hosts is missing", "/etc/passwd is missing"] {
+        assert!(lines.iter().any(|l| l.contains(want)), "{want}: {text}");
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("nsswitch") || l.contains("libnss")),
+        "musl has no NSS: {text}"
+    );
+
+    let ws = Ws::new();
+    ws.write("app.yaml", &bom(&prog));
+    ws.run("app.yaml", &["--implicit"]).success();
+    let img = Image::new(ws.root());
+    assert!(!img.exists("/etc/nsswitch.conf"));
+    let out = img.run("/bin/musl-lookup", &[], false);
+    assert_eq!(stdout(&out), "127.0.0.1 root\n", "{out:?}");
+    assert!(implied_lines(&stdout(&check(&img.root, &[]))).is_empty());
+}
+
+/// `deps --tree` lists, after the libraries, what the closure's C library opens for the
+/// functions the program imports; the plain `ldd`-style output does not.
+#[test]
+fn deps_tree_lists_the_implied_files_with_their_reason() {
+    let (_ws, prog) = workspace(&GETADDRINFO);
+    let out = copy_bom()
+        .args(["deps", "--tree"])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let line = format!(
+        "implied /etc/hosts [name and address lookup: {} imports getaddrinfo]",
+        prog.display()
+    );
+    assert!(text.contains(&line), "no {line:?} in:\n{text}");
+    let out = copy_bom().arg("deps").arg(&prog).output().unwrap();
+    assert!(!stdout(&out).contains("implied"), "{out:?}");
+}
