@@ -203,6 +203,11 @@ impl Image {
         id
     }
 
+    /// The index in `objects` of the first name of the object with this identity.
+    pub fn index_of(&self, id: FileId) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
     /// The ELF object with this identity, if the image holds one.
     pub fn object(&self, id: FileId) -> Option<&Object> {
         self.by_id.get(&id).map(|&i| &self.objects[i])

@@ -15,8 +15,9 @@ use crate::elf::Priority;
 use crate::implied::{self, Importer, Imports, Item, LibcFacts, OpensslFacts, Process, Topic};
 use crate::ldso::{Flavor, default_dirs};
 
-/// The libraries whose facts decide what is implied, read once each.
-struct Providers {
+/// The libraries whose facts decide what is implied, read once each, by index of their first
+/// name in `Image::objects`.
+pub(super) struct Providers {
     libc: HashMap<usize, (LibcFacts, Option<String>)>,
     openssl: HashMap<usize, OpensslFacts>,
 }
@@ -44,6 +45,7 @@ pub(super) fn judge(
     image: &Image,
     tables: &Tables,
     scopes: &[Scope],
+    providers: &Providers,
     tz: Option<&str>,
     report: &mut CheckReport,
 ) {
@@ -62,7 +64,6 @@ pub(super) fn judge(
             (linked || !imports.is_empty()).then_some((i, imports))
         })
         .collect();
-    let providers = read_providers(image, tables, scopes);
     let found: Vec<Vec<ImpliedMissing>> = scopes
         .par_iter()
         .map(|scope| {
@@ -142,12 +143,12 @@ fn recommended_missing(image: &Image) -> Vec<ImpliedMissing> {
     out
 }
 
-/// The facts of every C library and libcrypto loaded in some scope, and the text of each
-/// glibc's `nsswitch.conf` in the image.
-fn read_providers(image: &Image, tables: &Tables, scopes: &[Scope]) -> Providers {
+/// Reads the facts of every C library and libcrypto loaded in some scope, and the text of each
+/// glibc's `nsswitch.conf` in the image. It needs no symbols, so it runs beside their reading.
+pub(super) fn read_providers(image: &Image, scopes: &[Scope]) -> Providers {
     let mut wanted: Vec<usize> = scopes
         .iter()
-        .flat_map(|s| s.ids.iter().filter_map(|id| tables.first.get(id).copied()))
+        .flat_map(|s| s.ids.iter().filter_map(|id| image.index_of(*id)))
         .filter(|&i| libc_flavor(&image.objects[i]).is_some() || is_libcrypto(&image.objects[i]))
         .collect();
     wanted.sort_unstable();

@@ -184,10 +184,14 @@ pub(super) fn judge(
         .collect();
     if options.symbols {
         let musl = scopes.iter().any(|s| s.musl);
-        let tables = symbols::Tables::read(image, musl, &mut report.warnings);
+        let warnings = &mut report.warnings;
+        let (tables, providers) = rayon::join(
+            || symbols::Tables::read(image, musl, warnings),
+            || implied::read_providers(image, &scopes),
+        );
         symbols::judge(image, &tables, &scopes, report);
         let tz = instance.and_then(|c| c.tz.as_deref());
-        implied::judge(image, &tables, &scopes, tz, report);
+        implied::judge(image, &tables, &scopes, &providers, tz, report);
     }
 
     for c in program_closures.iter().chain(&lone_closures) {
