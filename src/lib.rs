@@ -21,3 +21,4 @@ pub mod ldso;
 pub mod manifest;
 pub mod plan;
 pub mod report;
+pub mod trace;

@@ -120,6 +120,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a program under ptrace and write the files it (and every process it starts) used as
+    /// a bom fragment. Exits with the program's status (128 + signal when killed).
+    Trace {
+        /// Write the fragment here (default: standard error, after the program's end).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Also keep paths under /proc, /sys, /dev, /run and /tmp.
+        #[arg(long)]
+        keep_system: bool,
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Check that every ELF file in an image finds its libraries, symbols and symbol versions inside the image.
     Check {
         /// The image root to check (a directory holding the image's /). When it is an Occlum
@@ -189,6 +202,15 @@ fn main() -> ExitCode {
             };
             run_deps(&files, opts, tree, json)
         }
+        Some(Command::Trace {
+            output,
+            keep_system,
+            command,
+        }) => match run_trace(&command, output, keep_system) {
+            // The program's own status, whatever it is.
+            Ok(status) => return ExitCode::from(status),
+            Err(e) => Err(e),
+        },
         Some(Command::Check {
             root,
             instance,
@@ -405,6 +427,34 @@ fn file_deps_text(r: &FileDeps, header: bool, tree: bool) -> String {
         text += &format!("\t{}\n", report::implied_note_line(n));
     }
     text
+}
+
+/// Traces the command and writes its fragment; returns the program's exit status.
+fn run_trace(
+    command: &[std::ffi::OsString],
+    output: Option<PathBuf>,
+    keep_system: bool,
+) -> Result<u8, Error> {
+    let opts = copy_bom::trace::TraceOptions { keep_system };
+    let traced = copy_bom::trace::trace(command, &opts)?;
+    let text = copy_bom::trace::fragment(&traced, command);
+    match &output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| {
+            Error::new(
+                Status::FileCopy,
+                format!("trace: cannot write {}: {e}", path.display()),
+            )
+        })?,
+        None => {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
+    tracing::info!(
+        "trace: {} files, {} paths left out",
+        traced.files.len(),
+        traced.left_out
+    );
+    Ok(u8::try_from(traced.ending.status().clamp(0, 255)).unwrap_or(255))
 }
 
 fn run_check(

@@ -41,3 +41,4 @@ mod safety_confinement;
 mod safety_interrupt;
 mod safety_lock;
 mod safety_permissions;
+mod trace_command;

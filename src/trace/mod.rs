@@ -1,0 +1,201 @@
+//! `copy_bom trace`: runs a program on the host under ptrace and writes what it (and every
+//! process it starts) used as a bom fragment, so that an image built from it holds what the
+//! program opens at run time and no ELF header names: python's modules, a shell script's
+//! programs, data files.
+//!
+//! [`tracer`] records the successful calls; this module decides which of the paths belong in
+//! an image and writes them as a valid bom (`includes:`-able), grouped by target directory and
+//! sorted.
+
+mod tracer;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+pub use tracer::{Access, Ending, Use};
+
+use crate::error::{Error, Result, Status};
+
+/// Where nothing of an image belongs: the kernel's and the run's own file systems.
+const LEFT_OUT: [&str; 5] = ["/proc", "/sys", "/dev", "/run", "/tmp"];
+
+/// The host's loader configuration: the image's cache is built for the image (ldconfig), and
+/// a preload list is never copied.
+const LOADER_FILES: [&str; 2] = ["/etc/ld.so.cache", "/etc/ld.so.preload"];
+
+/// What `trace` does besides running the program.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    /// Also keep paths under /proc, /sys, /dev, /run and /tmp.
+    pub keep_system: bool,
+}
+
+/// What a trace found.
+#[derive(Debug)]
+pub struct Traced {
+    pub ending: Ending,
+    /// The files for the image: regular files the program read or executed (never wrote), by
+    /// path, with the first program that used each.
+    pub files: BTreeMap<PathBuf, Option<PathBuf>>,
+    /// Paths left out: written by the program, or under the left-out trees.
+    pub left_out: usize,
+}
+
+/// Runs `command` (program and arguments) under ptrace.
+pub fn trace(command: &[OsString], opts: &TraceOptions) -> Result<Traced> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(Error::new(Status::Usage, "trace: no program to run"));
+    };
+    let (accesses, ending) = tracer::run(program, args).map_err(|e| {
+        Error::new(
+            Status::NotFound,
+            format!("trace: cannot run {}: {e}", Path::new(program).display()),
+        )
+    })?;
+    Ok(select(accesses, ending, opts))
+}
+
+/// The accessed paths that belong in an image.
+fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced {
+    let written: std::collections::HashSet<&Path> = accesses
+        .iter()
+        .filter(|a| a.how == Use::Write)
+        .map(|a| a.path.as_path())
+        .collect();
+    let mut files = BTreeMap::new();
+    let mut left_out = 0;
+    for a in &accesses {
+        if a.how == Use::Write || files.contains_key(&a.path) {
+            continue;
+        }
+        let system = LEFT_OUT.iter().any(|t| a.path.starts_with(t))
+            || LOADER_FILES.iter().any(|f| a.path == Path::new(f));
+        if written.contains(a.path.as_path()) || (system && !opts.keep_system) {
+            left_out += 1;
+            continue;
+        }
+        // Only what is a regular file now: directories come with their files, and a path that
+        // was only probed and does not exist is not part of the image.
+        if std::fs::metadata(&a.path).is_ok_and(|m| m.is_file()) {
+            files.insert(a.path.clone(), a.by.clone());
+        }
+    }
+    Traced {
+        ending,
+        files,
+        left_out,
+    }
+}
+
+/// The bom fragment: one target per directory, its files sorted, each with the program that
+/// used it as a comment. Paths that are not UTF-8 cannot be written in a bom; they are listed
+/// as comments.
+pub fn fragment(traced: &Traced, command: &[OsString]) -> String {
+    let mut by_dir: BTreeMap<&Path, Vec<(&Path, Option<&PathBuf>)>> = BTreeMap::new();
+    for (path, by) in &traced.files {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        by_dir.entry(dir).or_default().push((path, by.as_ref()));
+    }
+    let shown: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut out = format!(
+        "# Written by copy_bom trace: the files {} used.\ntargets:\n",
+        yaml_comment(&shown.join(" "))
+    );
+    for (dir, files) in by_dir {
+        let Some(dir_text) = dir.to_str() else {
+            let _ = writeln!(
+                out,
+                "  # not UTF-8: {}",
+                yaml_comment(&dir.to_string_lossy())
+            );
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "  - target: {}\n    copy:\n      - files:",
+            quoted(dir_text)
+        );
+        for (path, by) in files {
+            let by = by.map_or(String::new(), |b| {
+                format!("  # used by {}", yaml_comment(&b.to_string_lossy()))
+            });
+            match path.to_str() {
+                Some(p) => {
+                    let _ = writeln!(out, "          - {}{by}", quoted(p));
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "          # not UTF-8: {}",
+                        yaml_comment(&path.to_string_lossy())
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A YAML double-quoted string.
+fn quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text for a comment: one line.
+fn yaml_comment(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_left_out_and_the_fragment_is_a_bom() {
+        let t = tempfile::tempdir().unwrap();
+        let read = t.path().join("data \"x\".txt");
+        std::fs::write(&read, "x").unwrap();
+        let written = t.path().join("out.txt");
+        std::fs::write(&written, "y").unwrap();
+        let access = |path: &Path, how| Access {
+            path: path.to_path_buf(),
+            how,
+            by: Some(PathBuf::from("/bin/prog")),
+        };
+        let accesses = vec![
+            access(&read, Use::Read),
+            access(&written, Use::Read),
+            access(&written, Use::Write),
+            access(Path::new("/proc/self/maps"), Use::Read),
+            access(&t.path().join("missing"), Use::Probe),
+        ];
+        let traced = select(accesses, Ending::Exited(0), &TraceOptions::default());
+        assert_eq!(traced.files.keys().collect::<Vec<_>>(), vec![&read]);
+        assert_eq!(traced.left_out, 2);
+        let text = fragment(&traced, &[OsString::from("prog")]);
+        let loaded: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(
+            loaded["targets"][0]["copy"][0]["files"][0].as_str(),
+            read.to_str()
+        );
+    }
+}

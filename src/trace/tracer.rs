@@ -1,0 +1,415 @@
+//! The ptrace loop: runs a program and every process and thread it starts, stopping each at the
+//! entry and exit of its system calls (`PTRACE_GET_SYSCALL_INFO`, so the arguments and results
+//! come from the kernel in one call), and records the paths of the calls that succeed.
+//!
+//! Paths are read at entry (an `execve` that succeeds replaces the memory they were in) and
+//! kept when the exit says the call worked. A relative path is made absolute with the caller's
+//! working directory or directory descriptor, read from `/proc/PID/cwd` and `/proc/PID/fd/N` at
+//! entry, before the call can change them.
+//!
+//! `PTRACE_O_EXITKILL` kills every tracee if copy_bom itself dies, so none is left stopped.
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// What a call did with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Use {
+    /// Opened for reading (or mapped, listed).
+    Read,
+    /// Executed.
+    Exec,
+    /// Looked at without opening: `stat`, `access`, `readlink`.
+    Probe,
+    /// Opened for writing or created.
+    Write,
+}
+
+/// One successful use of a path by a traced process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub path: PathBuf,
+    pub how: Use,
+    /// The program the process was running (its last `execve`), when known.
+    pub by: Option<PathBuf>,
+}
+
+/// How the traced program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl Ending {
+    /// The shell's convention: the status, or 128 + the signal.
+    pub fn status(self) -> i32 {
+        match self {
+            Ending::Exited(c) => c,
+            Ending::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod nr {
+    pub const AUDIT_ARCH: u32 = 0xc000_003e;
+    pub const OPEN: u64 = 2;
+    pub const STAT: u64 = 4;
+    pub const LSTAT: u64 = 6;
+    pub const ACCESS: u64 = 21;
+    pub const EXECVE: u64 = 59;
+    pub const READLINK: u64 = 89;
+    pub const CREAT: u64 = 85;
+    pub const OPENAT: u64 = 257;
+    pub const NEWFSTATAT: u64 = 262;
+    pub const READLINKAT: u64 = 267;
+    pub const FACCESSAT: u64 = 269;
+    pub const EXECVEAT: u64 = 322;
+    pub const STATX: u64 = 332;
+    pub const OPENAT2: u64 = 437;
+    pub const FACCESSAT2: u64 = 439;
+}
+
+#[cfg(target_arch = "aarch64")]
+mod nr {
+    pub const AUDIT_ARCH: u32 = 0xc000_00b7;
+    pub const OPEN: u64 = u64::MAX;
+    pub const STAT: u64 = u64::MAX;
+    pub const LSTAT: u64 = u64::MAX;
+    pub const ACCESS: u64 = u64::MAX;
+    pub const EXECVE: u64 = 221;
+    pub const READLINK: u64 = u64::MAX;
+    pub const CREAT: u64 = u64::MAX;
+    pub const OPENAT: u64 = 56;
+    pub const NEWFSTATAT: u64 = 79;
+    pub const READLINKAT: u64 = 78;
+    pub const FACCESSAT: u64 = 48;
+    pub const EXECVEAT: u64 = 281;
+    pub const STATX: u64 = 291;
+    pub const OPENAT2: u64 = 437;
+    pub const FACCESSAT2: u64 = 439;
+}
+
+/// Where a call's path is: which argument holds the directory descriptor (if any) and which the
+/// path, and what the call does with it (`flags_arg`: the open flags decide read or write).
+struct PathCall {
+    dirfd: Option<usize>,
+    path: usize,
+    how: Use,
+    flags: Option<usize>,
+}
+
+fn path_call(number: u64) -> Option<PathCall> {
+    let call = |dirfd, path, how, flags| {
+        Some(PathCall {
+            dirfd,
+            path,
+            how,
+            flags,
+        })
+    };
+    match number {
+        nr::OPEN => call(None, 0, Use::Read, Some(1)),
+        nr::CREAT => call(None, 0, Use::Write, None),
+        nr::OPENAT => call(Some(0), 1, Use::Read, Some(2)),
+        // openat2's flags are in a struct: the first u64 of it.
+        nr::OPENAT2 => call(Some(0), 1, Use::Read, None),
+        nr::EXECVE => call(None, 0, Use::Exec, None),
+        nr::EXECVEAT => call(Some(0), 1, Use::Exec, None),
+        nr::STAT | nr::LSTAT | nr::ACCESS | nr::READLINK => call(None, 0, Use::Probe, None),
+        nr::NEWFSTATAT | nr::READLINKAT | nr::FACCESSAT | nr::FACCESSAT2 | nr::STATX => {
+            call(Some(0), 1, Use::Probe, None)
+        }
+        _ => None,
+    }
+}
+
+/// A call seen at its entry, waiting for its exit.
+struct Pending {
+    path: PathBuf,
+    how: Use,
+}
+
+/// Runs `program` with `args` under ptrace and returns every successful use of a path by it
+/// and its descendants, in the order the calls returned, and how it ended.
+pub fn run(program: &OsStr, args: &[OsString]) -> io::Result<(Vec<Access>, Ending)> {
+    let prog = CString::new(program.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the program name"))?;
+    let mut argv_owned = vec![prog.clone()];
+    for a in args {
+        argv_owned
+            .push(CString::new(a.as_bytes()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "a NUL in an argument")
+            })?);
+    }
+    let mut argv: Vec<*const libc::c_char> = argv_owned.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+
+    // SAFETY: the child calls only async-signal-safe functions (ptrace, raise, execvp, _exit)
+    // on memory prepared before the fork.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if child == 0 {
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+            libc::execvp(prog.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(child, &mut status, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let options = libc::PTRACE_O_TRACESYSGOOD
+        | libc::PTRACE_O_TRACEFORK
+        | libc::PTRACE_O_TRACEVFORK
+        | libc::PTRACE_O_TRACECLONE
+        | libc::PTRACE_O_TRACEEXEC
+        | libc::PTRACE_O_EXITKILL;
+    // SAFETY: the child is stopped and traced by us.
+    unsafe {
+        if libc::ptrace(libc::PTRACE_SETOPTIONS, child, 0, options as libc::c_long) < 0 {
+            let e = io::Error::last_os_error();
+            libc::kill(child, libc::SIGKILL);
+            return Err(e);
+        }
+        libc::ptrace(libc::PTRACE_SYSCALL, child, 0, 0);
+    }
+    Ok(Tracer::new(child, program).run())
+}
+
+struct Tracer {
+    main: libc::pid_t,
+    pending: HashMap<libc::pid_t, Option<Pending>>,
+    /// The program each process runs.
+    programs: HashMap<libc::pid_t, PathBuf>,
+    accesses: Vec<Access>,
+    ending: Ending,
+}
+
+impl Tracer {
+    fn new(main: libc::pid_t, program: &OsStr) -> Tracer {
+        let mut programs = HashMap::new();
+        programs.insert(main, PathBuf::from(program));
+        Tracer {
+            main,
+            pending: HashMap::new(),
+            programs,
+            accesses: Vec::new(),
+            ending: Ending::Exited(0),
+        }
+    }
+
+    fn run(mut self) -> (Vec<Access>, Ending) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waiting for any tracee (__WALL: threads too).
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+            if pid < 0 {
+                // ECHILD: nothing is left to trace.
+                break;
+            }
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                if pid == self.main {
+                    self.ending = if libc::WIFEXITED(status) {
+                        Ending::Exited(libc::WEXITSTATUS(status))
+                    } else {
+                        Ending::Signaled(libc::WTERMSIG(status))
+                    };
+                }
+                self.pending.remove(&pid);
+                self.programs.remove(&pid);
+                continue;
+            }
+            if !libc::WIFSTOPPED(status) {
+                continue;
+            }
+            let sig = libc::WSTOPSIG(status);
+            let event = (status >> 16) & 0xff;
+            let deliver = if sig == (libc::SIGTRAP | 0x80) {
+                self.syscall_stop(pid);
+                0
+            } else if sig == libc::SIGTRAP && event != 0 {
+                if event == libc::PTRACE_EVENT_FORK
+                    || event == libc::PTRACE_EVENT_VFORK
+                    || event == libc::PTRACE_EVENT_CLONE
+                {
+                    let mut new: libc::c_ulong = 0;
+                    // SAFETY: reading the new tracee's pid into a local.
+                    unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, pid, 0, &mut new) };
+                    if let Some(p) = self.programs.get(&pid).cloned() {
+                        self.programs.insert(new as libc::pid_t, p);
+                    }
+                }
+                0
+            } else if sig == libc::SIGSTOP && !self.pending.contains_key(&pid) {
+                // A new tracee's first stop: not a signal to pass on.
+                self.pending.insert(pid, None);
+                0
+            } else {
+                sig
+            };
+            // SAFETY: resuming a stopped tracee; it may have died meanwhile (ESRCH is fine).
+            unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid, 0, deliver as libc::c_long) };
+        }
+        (self.accesses, self.ending)
+    }
+
+    fn syscall_stop(&mut self, pid: libc::pid_t) {
+        // SAFETY: a zeroed plain-data struct the kernel fills.
+        let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::ptrace_syscall_info>();
+        // SAFETY: the tracee is in a syscall stop; the kernel writes at most `size` bytes.
+        let got = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GET_SYSCALL_INFO,
+                pid,
+                size as libc::c_ulong,
+                &mut info as *mut libc::ptrace_syscall_info,
+            )
+        };
+        if got <= 0 {
+            return;
+        }
+        match info.op {
+            libc::PTRACE_SYSCALL_INFO_ENTRY => {
+                // SAFETY: `op` says the entry member is the one filled.
+                let entry = unsafe { info.u.entry };
+                let pending = (info.arch == nr::AUDIT_ARCH)
+                    .then(|| entry_path(pid, entry.nr, &entry.args))
+                    .flatten();
+                self.pending.insert(pid, pending);
+            }
+            libc::PTRACE_SYSCALL_INFO_EXIT => {
+                // SAFETY: `op` says the exit member is the one filled.
+                let exit = unsafe { info.u.exit };
+                let Some(Some(p)) = self.pending.insert(pid, None) else {
+                    return;
+                };
+                if exit.is_error != 0 || exit.sval < 0 {
+                    return;
+                }
+                if p.how == Use::Exec {
+                    self.programs.insert(pid, p.path.clone());
+                }
+                self.accesses.push(Access {
+                    by: self.programs.get(&pid).cloned(),
+                    path: p.path,
+                    how: p.how,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The path a call names, made absolute, and what it does with it; None for other calls.
+fn entry_path(pid: libc::pid_t, number: u64, args: &[u64; 6]) -> Option<Pending> {
+    let call = path_call(number)?;
+    let raw = read_string(pid, args[call.path])?;
+    let mut how = call.how;
+    if let Some(f) = call.flags {
+        let flags = args[f] as libc::c_int;
+        if flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0 {
+            how = Use::Write;
+        }
+    }
+    if number == nr::OPENAT2 {
+        // struct open_how { u64 flags; ... }
+        let flags = read_u64(pid, args[2])? as libc::c_int;
+        if flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0 {
+            how = Use::Write;
+        }
+    }
+    let path = PathBuf::from(OsString::from_vec(raw));
+    let path = if path.is_absolute() {
+        path
+    } else {
+        let base = match call.dirfd.map(|d| args[d] as i32) {
+            Some(fd) if fd != libc::AT_FDCWD => format!("/proc/{pid}/fd/{fd}"),
+            _ => format!("/proc/{pid}/cwd"),
+        };
+        let dir = std::fs::read_link(base).ok()?;
+        if path.as_os_str().is_empty() {
+            // AT_EMPTY_PATH: the descriptor itself.
+            dir
+        } else {
+            dir.join(path)
+        }
+    };
+    Some(Pending {
+        path: normalize(&path),
+        how,
+    })
+}
+
+/// `.` and `..` taken out lexically (`..` of a link is what the kernel resolved, but the
+/// fragment names paths, and the image is built from them the same way).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A NUL-terminated string of the tracee's memory (at most PATH_MAX×4 bytes: longer paths
+/// exist, and are read whole up to that bound).
+fn read_string(pid: libc::pid_t, addr: u64) -> Option<Vec<u8>> {
+    const CHUNK: usize = 256;
+    const MAX: usize = 4 * libc::PATH_MAX as usize;
+    if addr == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < MAX {
+        let mut buf = [0u8; CHUNK];
+        // Do not cross a page boundary in one read: the next page may be unmapped.
+        let room = CHUNK.min(4096 - (at as usize % 4096));
+        let n = read_memory(pid, at, &mut buf[..room])?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        at += n as u64;
+    }
+    None
+}
+
+fn read_u64(pid: libc::pid_t, addr: u64) -> Option<u64> {
+    let mut buf = [0u8; 8];
+    (read_memory(pid, addr, &mut buf)? == 8).then(|| u64::from_ne_bytes(buf))
+}
+
+fn read_memory(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> Option<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: reads the tracee's memory into our buffer of `buf.len()` bytes.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    (n >= 0).then_some(n as usize)
+}

@@ -1,0 +1,156 @@
+//! `copy_bom trace`: the program runs on the host under ptrace, its output and status pass
+//! through, and the fragment lists what it used. The truth is the host: an image built from the
+//! fragment alone must give the same output in a chroot as the command gives on the host.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::check_support::Image;
+use crate::common::copy_bom;
+
+fn trace(fragment: &Path, command: &[&str]) -> Output {
+    copy_bom()
+        .arg("trace")
+        .arg("-o")
+        .arg(fragment)
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The files of a fragment (its `files` entries), read as a bom.
+fn fragment_files(fragment: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(fragment).unwrap();
+    let bom: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let mut files = Vec::new();
+    for t in bom["targets"].as_array().into_iter().flatten() {
+        for c in t["copy"].as_array().into_iter().flatten() {
+            for f in c["files"].as_array().into_iter().flatten() {
+                files.push(f.as_str().unwrap().to_string());
+            }
+        }
+    }
+    files
+}
+
+const PYTHON: &str = "import json, decimal, sqlite3, lzma, ctypes; \
+    print(json.dumps({'a': [1, 2]}), decimal.Decimal('1.1') + 1, sqlite3.sqlite_version_info[0])";
+
+#[test]
+fn status_and_output_pass_through_and_writes_are_left_out() {
+    let t = tempfile::tempdir().unwrap();
+    let frag = t.path().join("f.yaml");
+    let out = trace(&frag, &["sh", "-c", "echo hello; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(stdout(&out), "hello\n");
+    let out = trace(&frag, &["sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+
+    // Outside /tmp, which trace leaves out.
+    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = d.path().join("data.txt");
+    std::fs::write(&data, "read me\n").unwrap();
+    let written = d.path().join("written.txt");
+    let script = format!(
+        "cat {} > {} && cat {}",
+        data.display(),
+        written.display(),
+        written.display()
+    );
+    let out = trace(&frag, &["sh", "-c", &script]);
+    assert_eq!(stdout(&out), "read me\n", "{out:?}");
+    let files = fragment_files(&frag);
+    assert!(files.contains(&data.display().to_string()), "{files:?}");
+    assert!(
+        files.contains(&"/usr/bin/cat".to_string()) || files.contains(&"/bin/cat".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        !files.contains(&written.display().to_string()),
+        "written: {files:?}"
+    );
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with("/proc/") || f == "/etc/ld.so.cache"),
+        "{files:?}"
+    );
+    // The fragment is a bom.
+    let out = copy_bom()
+        .arg("-f")
+        .arg(&frag)
+        .arg("--root")
+        .arg(t.path().join("image"))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_traced_python_holds_far_fewer_files_than_its_standard_library() {
+    let t = tempfile::tempdir().unwrap();
+    let frag = t.path().join("py.yaml");
+    let out = trace(&frag, &["/usr/bin/python3", "-c", PYTHON]);
+    assert!(out.status.success(), "{out:?}");
+    let files = fragment_files(&frag);
+    assert!(
+        files.iter().any(|f| f.ends_with("/json/__init__.py")),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f.contains("_sqlite3")), "{files:?}");
+    assert!(!files.iter().any(|f| f.contains("/tkinter/")), "{files:?}");
+    let stdlib = walkdir::WalkDir::new("/usr/lib/python3.11")
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert!(
+        files.len() * 5 < stdlib,
+        "{} files traced, {stdlib} in the stdlib",
+        files.len()
+    );
+}
+
+/// Traces `command` on the host, builds an image from the fragment alone, and runs the same
+/// command in a chroot of it: the output must be the host's.
+fn same_in_the_image(command: &[&str]) {
+    let t = tempfile::tempdir().unwrap();
+    let frag = t.path().join("f.yaml");
+    let host = trace(&frag, command);
+    assert!(host.status.success(), "{host:?}");
+    let root = t.path().join("image");
+    let out = copy_bom()
+        .arg("-f")
+        .arg(&frag)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let img = Image::new(root);
+    let run = img.run(command[0], &command[1..], true);
+    assert_eq!(stdout(&run), stdout(&host), "{run:?}");
+    assert!(run.status.success(), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs root: chroot"]
+fn python_traced_on_the_host_runs_from_its_fragment() {
+    same_in_the_image(&["/usr/bin/python3", "-c", PYTHON]);
+}
+
+#[test]
+#[ignore = "needs root: chroot"]
+fn a_shell_pipeline_traced_on_the_host_runs_from_its_fragment() {
+    same_in_the_image(&[
+        "/bin/sh",
+        "-c",
+        "echo hello world | tr a-z A-Z | sed s/WORLD/IMAGE/ | wc -c",
+    ]);
+}
