@@ -37,8 +37,11 @@ pub struct TraceOptions {
 pub struct Traced {
     pub ending: Ending,
     /// The files for the image: regular files the program read or executed (never wrote), by
-    /// path, with the first program that used each.
+    /// real path (every link resolved), with the first program that used each.
     pub files: BTreeMap<PathBuf, Option<PathBuf>>,
+    /// The links the program's paths went through (`/lib` -> `usr/lib`, `/usr/bin/python3` ->
+    /// `python3.11`): link path -> its target, verbatim.
+    pub links: BTreeMap<PathBuf, PathBuf>,
     /// Paths left out: written by the program, or under the left-out trees.
     pub left_out: usize,
 }
@@ -65,6 +68,7 @@ fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced 
         .map(|a| a.path.as_path())
         .collect();
     let mut files = BTreeMap::new();
+    let mut links = BTreeMap::new();
     let mut left_out = 0;
     for a in &accesses {
         if a.how == Use::Write || files.contains_key(&a.path) {
@@ -78,15 +82,65 @@ fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced 
         }
         // Only what is a regular file now: directories come with their files, and a path that
         // was only probed and does not exist is not part of the image.
-        if std::fs::metadata(&a.path).is_ok_and(|m| m.is_file()) {
-            files.insert(a.path.clone(), a.by.clone());
+        if !std::fs::metadata(&a.path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        if let Some((real, through)) = resolve(&a.path) {
+            links.extend(through);
+            files.entry(real).or_insert_with(|| a.by.clone());
         }
     }
     Traced {
         ending,
         files,
+        links,
         left_out,
     }
+}
+
+/// The real path of `path` and every link met on the way, each as (link, target), resolved one
+/// component at a time as the kernel does; None when it loops or a component is gone.
+fn resolve(path: &Path) -> Option<(PathBuf, Vec<(PathBuf, PathBuf)>)> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let names = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut rest: VecDeque<_> = names(path).into();
+    let mut done = PathBuf::from("/");
+    let mut links = Vec::new();
+    let mut hops = 0;
+    while let Some(name) = rest.pop_front() {
+        if name == ".." {
+            done.pop();
+            continue;
+        }
+        let next = done.join(&name);
+        let meta = std::fs::symlink_metadata(&next).ok()?;
+        if !meta.file_type().is_symlink() {
+            done = next;
+            continue;
+        }
+        hops += 1;
+        if hops > 40 {
+            return None;
+        }
+        let target = std::fs::read_link(&next).ok()?;
+        if target.is_absolute() {
+            done = PathBuf::from("/");
+        }
+        let mut ahead: VecDeque<_> = names(&target).into();
+        ahead.extend(rest);
+        rest = ahead;
+        links.push((next, target));
+    }
+    Some((done, links))
 }
 
 /// The bom fragment: one target per directory, its files sorted, each with the program that
@@ -106,6 +160,39 @@ pub fn fragment(traced: &Traced, command: &[OsString]) -> String {
         "# Written by copy_bom trace: the files {} used.\ntargets:\n",
         yaml_comment(&shown.join(" "))
     );
+    let mut links_by_dir: BTreeMap<&Path, Vec<(&Path, &Path)>> = BTreeMap::new();
+    for (link, target) in &traced.links {
+        let dir = link.parent().unwrap_or(Path::new("/"));
+        links_by_dir.entry(dir).or_default().push((link, target));
+    }
+    for (dir, links) in links_by_dir {
+        let texts = links.iter().map(|(l, t)| {
+            let name = l.file_name().and_then(|n| n.to_str());
+            (name, t.to_str())
+        });
+        let (Some(dir_text), true) = (
+            dir.to_str(),
+            texts.clone().all(|(n, t)| n.is_some() && t.is_some()),
+        ) else {
+            let _ = writeln!(
+                out,
+                "  # links not UTF-8 in {}",
+                yaml_comment(&dir.to_string_lossy())
+            );
+            continue;
+        };
+        let _ = writeln!(out, "  - target: {}\n    createlinks:", quoted(dir_text));
+        for (name, target) in texts {
+            if let (Some(n), Some(t)) = (name, target) {
+                let _ = writeln!(
+                    out,
+                    "      - {{src: {}, linkname: {}}}",
+                    quoted(t),
+                    quoted(n)
+                );
+            }
+        }
+    }
     for (dir, files) in by_dir {
         let Some(dir_text) = dir.to_str() else {
             let _ = writeln!(
@@ -171,7 +258,8 @@ mod tests {
 
     #[test]
     fn writes_are_left_out_and_the_fragment_is_a_bom() {
-        let t = tempfile::tempdir().unwrap();
+        // Not under /tmp, which trace leaves out.
+        let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let read = t.path().join("data \"x\".txt");
         std::fs::write(&read, "x").unwrap();
         let written = t.path().join("out.txt");
@@ -181,7 +269,10 @@ mod tests {
             how,
             by: Some(PathBuf::from("/bin/prog")),
         };
+        let alias = t.path().join("alias");
+        std::os::unix::fs::symlink("data \"x\".txt", &alias).unwrap();
         let accesses = vec![
+            access(&alias, Use::Read),
             access(&read, Use::Read),
             access(&written, Use::Read),
             access(&written, Use::Write),
@@ -190,11 +281,19 @@ mod tests {
         ];
         let traced = select(accesses, Ending::Exited(0), &TraceOptions::default());
         assert_eq!(traced.files.keys().collect::<Vec<_>>(), vec![&read]);
+        assert_eq!(
+            traced.links.get(&alias).map(PathBuf::as_path),
+            Some(Path::new("data \"x\".txt"))
+        );
         assert_eq!(traced.left_out, 2);
         let text = fragment(&traced, &[OsString::from("prog")]);
         let loaded: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(
-            loaded["targets"][0]["copy"][0]["files"][0].as_str(),
+            loaded["targets"][0]["createlinks"][0]["src"].as_str(),
+            Some("data \"x\".txt")
+        );
+        assert_eq!(
+            loaded["targets"][1]["copy"][0]["files"][0].as_str(),
             read.to_str()
         );
     }
