@@ -172,6 +172,23 @@ fn join_paths(paths: &[PathBuf]) -> String {
     }
 }
 
+/// Every image path the build would produce (nothing is written): each node of the planned
+/// image, under the path it really occupies and the one the bom or the loader named.
+pub fn planned_paths(opts: &BuildOptions) -> Result<Vec<PathBuf>> {
+    let planned = plan_image(opts)?;
+    let mut paths: Vec<PathBuf> = planned
+        .map
+        .nodes
+        .iter()
+        .flat_map(|(at, node)| {
+            std::iter::once(at.to_path_buf()).chain(node.requested.iter().map(|r| r.to_path_buf()))
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
 /// Everything planning produced, for the writing and the final check.
 struct Planned {
     plan: Plan,

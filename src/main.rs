@@ -129,6 +129,17 @@ enum Command {
         /// Also keep paths under /proc, /sys, /dev, /run and /tmp.
         #[arg(long)]
         keep_system: bool,
+        /// Write only what the image this bom builds (libraries and --implicit files included)
+        /// would lack.
+        #[arg(short = 'f', long = "file")]
+        bom: Option<PathBuf>,
+        /// With -f: the root the bom is built into (its relative sources are found from the
+        /// root's parent, as in a build).
+        #[arg(long, default_value = "image", requires = "bom")]
+        root: PathBuf,
+        /// With -f: directories where included boms are looked up.
+        #[arg(short = 'i', long = "include-dir", requires = "bom")]
+        include_dir: Vec<PathBuf>,
         /// The program and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
@@ -205,12 +216,24 @@ fn main() -> ExitCode {
         Some(Command::Trace {
             output,
             keep_system,
+            bom,
+            root,
+            include_dir,
             command,
-        }) => match run_trace(&command, output, keep_system) {
-            // The program's own status, whatever it is.
-            Ok(status) => return ExitCode::from(status),
-            Err(e) => Err(e),
-        },
+        }) => {
+            let against = bom.map(|bom| BuildOptions {
+                bom,
+                root,
+                include_dirs: include_dir,
+                implicit: true,
+                ..BuildOptions::default()
+            });
+            match run_trace(&command, output, keep_system, against.as_ref()) {
+                // The program's own status, whatever it is.
+                Ok(status) => return ExitCode::from(status),
+                Err(e) => Err(e),
+            }
+        }
         Some(Command::Check {
             root,
             instance,
@@ -434,9 +457,15 @@ fn run_trace(
     command: &[std::ffi::OsString],
     output: Option<PathBuf>,
     keep_system: bool,
+    against: Option<&BuildOptions>,
 ) -> Result<u8, Error> {
+    // The bom is planned first: a bad bom is reported before the program runs.
+    let planned = against.map(copy_bom::build::planned_paths).transpose()?;
     let opts = copy_bom::trace::TraceOptions { keep_system };
-    let traced = copy_bom::trace::trace(command, &opts)?;
+    let mut traced = copy_bom::trace::trace(command, &opts)?;
+    if let Some(planned) = &planned {
+        traced.without(planned);
+    }
     let text = copy_bom::trace::fragment(&traced, command);
     match &output {
         Some(path) => std::fs::write(path, &text).map_err(|e| {

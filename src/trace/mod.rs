@@ -39,6 +39,10 @@ pub struct Traced {
     /// The files for the image: regular files the program read or executed (never wrote), by
     /// real path (every link resolved), with the first program that used each.
     pub files: BTreeMap<PathBuf, Option<PathBuf>>,
+    /// The paths the program used for each file, when they differ from its real path.
+    pub names: BTreeMap<PathBuf, Vec<PathBuf>>,
+    /// The links each file was reached through.
+    pub through: BTreeMap<PathBuf, Vec<PathBuf>>,
     /// The links the program's paths went through (`/lib` -> `usr/lib`, `/usr/bin/python3` ->
     /// `python3.11`): link path -> its target, verbatim.
     pub links: BTreeMap<PathBuf, PathBuf>,
@@ -69,6 +73,8 @@ fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced 
         .collect();
     let mut files = BTreeMap::new();
     let mut links = BTreeMap::new();
+    let mut names: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    let mut through: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     let mut left_out = 0;
     for a in &accesses {
         if a.how == Use::Write || files.contains_key(&a.path) {
@@ -85,16 +91,56 @@ fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced 
         if !std::fs::metadata(&a.path).is_ok_and(|m| m.is_file()) {
             continue;
         }
-        if let Some((real, through)) = resolve(&a.path) {
-            links.extend(through);
+        if let Some((real, chain)) = resolve(&a.path) {
+            let via = through.entry(real.clone()).or_default();
+            for (link, target) in chain {
+                if !via.contains(&link) {
+                    via.push(link.clone());
+                }
+                links.insert(link, target);
+            }
+            if real != a.path {
+                let seen = names.entry(real.clone()).or_default();
+                if !seen.contains(&a.path) {
+                    seen.push(a.path.clone());
+                }
+            }
             files.entry(real).or_insert_with(|| a.by.clone());
         }
     }
     Traced {
         ending,
         files,
+        names,
+        through,
         links,
         left_out,
+    }
+}
+
+impl Traced {
+    /// Leaves out what an image already holds (`planned`: its paths, e.g. from
+    /// [`crate::build::planned_paths`]): a file planned under its real path or under any path
+    /// the program used for it, a link planned at its path. Returns how many were left out.
+    pub fn without(&mut self, planned: &[PathBuf]) -> usize {
+        let has = |p: &Path| planned.binary_search_by(|q| q.as_path().cmp(p)).is_ok();
+        let before = self.files.len() + self.links.len();
+        let names = &self.names;
+        self.files.retain(|real, _| {
+            !(has(real) || names.get(real).is_some_and(|ns| ns.iter().any(|n| has(n))))
+        });
+        // The links still needed: those the kept files were reached through.
+        let needed: std::collections::HashSet<&PathBuf> = self
+            .files
+            .keys()
+            .filter_map(|f| self.through.get(f))
+            .flatten()
+            .collect();
+        self.links
+            .retain(|link, _| needed.contains(link) && !has(link));
+        let gone = before - self.files.len() - self.links.len();
+        self.left_out += gone;
+        gone
     }
 }
 

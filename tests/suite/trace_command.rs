@@ -154,3 +154,45 @@ fn a_shell_pipeline_traced_on_the_host_runs_from_its_fragment() {
         "echo hello world | tr a-z A-Z | sed s/WORLD/IMAGE/ | wc -c",
     ]);
 }
+
+/// With `-f BOM`, the fragment holds only what the image of that bom lacks: python's own bom
+/// already has the standard library and every library, so none of those is listed again.
+#[test]
+fn with_a_bom_only_what_its_image_lacks() {
+    let t = tempfile::tempdir().unwrap();
+    let frag = t.path().join("missing.yaml");
+    let bom = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python.yaml");
+    let out = copy_bom()
+        .arg("trace")
+        .arg("-o")
+        .arg(&frag)
+        .arg("-f")
+        .arg(&bom)
+        .arg("--root")
+        .arg(t.path().join("image"))
+        .arg("--")
+        .args(["/usr/bin/python3", "-c", PYTHON])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let all = t.path().join("all.yaml");
+    assert!(
+        trace(&all, &["/usr/bin/python3", "-c", PYTHON])
+            .status
+            .success()
+    );
+    let missing = fragment_files(&frag);
+    let every = fragment_files(&all);
+    assert!(missing.len() < every.len() / 2, "{missing:?}");
+    for f in &missing {
+        assert!(every.contains(f), "{f} is not in the plain trace");
+        assert!(
+            !(f.starts_with("/usr/lib/python3.11/") && f.ends_with(".py")),
+            "the bom has the standard library: {f}"
+        );
+        assert!(
+            !f.contains("libc.so.6") && !f.ends_with("/python3.11"),
+            "{f}"
+        );
+    }
+}
