@@ -8,6 +8,10 @@
 //! entry, before the call can change them.
 //!
 //! `PTRACE_O_EXITKILL` kills every tracee if copy_bom itself dies, so none is left stopped.
+//! When the traced program ends, processes it left running (daemons) are stopped with SIGSTOP,
+//! detached with that stop suppressed, and go on untraced: trace returns with the program.
+
+use std::collections::HashSet;
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
@@ -193,6 +197,10 @@ struct Tracer {
     programs: HashMap<libc::pid_t, PathBuf>,
     accesses: Vec<Access>,
     ending: Ending,
+    /// Every tracee not yet gone or detached.
+    live: HashSet<libc::pid_t>,
+    /// The program has ended: the tracees left are being detached.
+    draining: bool,
 }
 
 impl Tracer {
@@ -205,7 +213,41 @@ impl Tracer {
             programs,
             accesses: Vec::new(),
             ending: Ending::Exited(0),
+            live: HashSet::from([main]),
+            draining: false,
         }
+    }
+
+    /// The program has ended: every tracee left gets a SIGSTOP, to be detached at its stop.
+    fn drain(&mut self) {
+        self.draining = true;
+        for &pid in &self.live {
+            // SAFETY: a signal to a tracee (a thread id: tkill reaches that thread).
+            unsafe { libc::syscall(libc::SYS_tkill, pid, libc::SIGSTOP) };
+        }
+    }
+
+    /// While draining: detach at the SIGSTOP (suppressing it), let any other stop run on to it.
+    fn drain_stop(&mut self, pid: libc::pid_t, sig: libc::c_int, event: libc::c_int) {
+        if sig == libc::SIGSTOP {
+            // SAFETY: detaching a tracee in a signal-delivery stop; 0 suppresses the SIGSTOP.
+            unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+            self.live.remove(&pid);
+            return;
+        }
+        let real_signal = sig != (libc::SIGTRAP | 0x80) && !(sig == libc::SIGTRAP && event != 0);
+        let deliver = if real_signal { sig } else { 0 };
+        if event != 0 && sig == libc::SIGTRAP {
+            // A fork while draining: the new tracee gets its own SIGSTOP.
+            let mut new: libc::c_ulong = 0;
+            // SAFETY: reading the new tracee's pid into a local.
+            unsafe { libc::ptrace(libc::PTRACE_GETEVENTMSG, pid, 0, &mut new) };
+            if new != 0 {
+                self.live.insert(new as libc::pid_t);
+            }
+        }
+        // SAFETY: resuming a stopped tracee until its SIGSTOP arrives.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, deliver as libc::c_long) };
     }
 
     fn run(mut self) -> (Vec<Access>, Ending) {
@@ -218,15 +260,20 @@ impl Tracer {
                 break;
             }
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                self.live.remove(&pid);
                 if pid == self.main {
                     self.ending = if libc::WIFEXITED(status) {
                         Ending::Exited(libc::WEXITSTATUS(status))
                     } else {
                         Ending::Signaled(libc::WTERMSIG(status))
                     };
+                    self.drain();
                 }
                 self.pending.remove(&pid);
                 self.programs.remove(&pid);
+                if self.draining && self.live.is_empty() {
+                    break;
+                }
                 continue;
             }
             if !libc::WIFSTOPPED(status) {
@@ -234,6 +281,13 @@ impl Tracer {
             }
             let sig = libc::WSTOPSIG(status);
             let event = (status >> 16) & 0xff;
+            if self.draining {
+                self.drain_stop(pid, sig, event);
+                if self.live.is_empty() {
+                    break;
+                }
+                continue;
+            }
             let deliver = if sig == (libc::SIGTRAP | 0x80) {
                 self.syscall_stop(pid);
                 0
@@ -248,11 +302,13 @@ impl Tracer {
                     if let Some(p) = self.programs.get(&pid).cloned() {
                         self.programs.insert(new as libc::pid_t, p);
                     }
+                    self.live.insert(new as libc::pid_t);
                 }
                 0
             } else if sig == libc::SIGSTOP && !self.pending.contains_key(&pid) {
                 // A new tracee's first stop: not a signal to pass on.
                 self.pending.insert(pid, None);
+                self.live.insert(pid);
                 0
             } else {
                 sig

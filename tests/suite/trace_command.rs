@@ -196,3 +196,46 @@ fn with_a_bom_only_what_its_image_lacks() {
         );
     }
 }
+
+/// A program that leaves a daemon behind: trace returns with the program, and the daemon runs
+/// on, neither stopped nor traced. A crash is 128 + the signal.
+#[test]
+fn a_daemon_left_behind_runs_on_untraced_and_a_crash_is_its_signal() {
+    let t = tempfile::tempdir().unwrap();
+    let frag = t.path().join("f.yaml");
+    let pidfile = t.path().join("pid");
+    // The daemon lets go of the output pipes, which the test reads to their end.
+    let script = format!(
+        "sleep 60 </dev/null >/dev/null 2>&1 & echo $! > {}",
+        pidfile.display()
+    );
+    let started = std::time::Instant::now();
+    let out = trace(&frag, &["sh", "-c", &script]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "trace waited for the daemon"
+    );
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (state, tracer) = (field("State:"), field("TracerPid:"));
+    let _ = std::process::Command::new("kill").arg(&pid).status();
+    assert!(
+        !state.contains("stopped") && !state.contains("tracing stop"),
+        "{state}"
+    );
+    assert!(tracer.ends_with("\t0"), "{tracer}");
+
+    let out = trace(&frag, &["sh", "-c", "kill -SEGV $$"]);
+    assert_eq!(out.status.code(), Some(128 + 11), "{out:?}");
+}
