@@ -304,34 +304,53 @@ mod tests {
 
     #[test]
     fn writes_are_left_out_and_the_fragment_is_a_bom() {
-        // Not under /tmp, which trace leaves out.
-        let t = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let read = t.path().join("data \"x\".txt");
+        // The temporary dir may lie under /tmp, which trace leaves out unless told to keep it;
+        // and it may be reached through a link: its real path is the one listed.
+        let t = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(t.path()).unwrap();
+        let read = dir.join("data \"x\".txt");
         std::fs::write(&read, "x").unwrap();
-        let written = t.path().join("out.txt");
+        let written = dir.join("out.txt");
         std::fs::write(&written, "y").unwrap();
         let access = |path: &Path, how| Access {
             path: path.to_path_buf(),
             how,
             by: Some(PathBuf::from("/bin/prog")),
         };
-        let alias = t.path().join("alias");
+        let alias = dir.join("alias");
         std::os::unix::fs::symlink("data \"x\".txt", &alias).unwrap();
         let accesses = vec![
             access(&alias, Use::Read),
             access(&read, Use::Read),
             access(&written, Use::Read),
             access(&written, Use::Write),
-            access(Path::new("/proc/self/maps"), Use::Read),
-            access(&t.path().join("missing"), Use::Probe),
+            access(&dir.join("missing"), Use::Probe),
         ];
-        let traced = select(accesses, Ending::Exited(0), &TraceOptions::default());
+        let keep = TraceOptions { keep_system: true };
+        let traced = select(accesses, Ending::Exited(0), &keep);
         assert_eq!(traced.files.keys().collect::<Vec<_>>(), vec![&read]);
         assert_eq!(
             traced.links.get(&alias).map(PathBuf::as_path),
             Some(Path::new("data \"x\".txt"))
         );
+        // The written file, once for its read.
+        assert_eq!(traced.left_out, 1);
+        let system = vec![
+            access(Path::new("/proc/self/maps"), Use::Read),
+            access(Path::new("/etc/ld.so.cache"), Use::Read),
+        ];
+        let traced = select(system, Ending::Exited(0), &TraceOptions::default());
+        assert!(traced.files.is_empty(), "{:?}", traced.files);
         assert_eq!(traced.left_out, 2);
+        let traced = select(
+            vec![
+                access(&alias, Use::Read),
+                access(&written, Use::Read),
+                access(&written, Use::Write),
+            ],
+            Ending::Exited(0),
+            &keep,
+        );
         let text = fragment(&traced, &[OsString::from("prog")]);
         let loaded: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(

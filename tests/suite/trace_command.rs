@@ -51,33 +51,40 @@ fn status_and_output_pass_through_and_writes_are_left_out() {
     let out = trace(&frag, &["sh", "-c", "kill -9 $$"]);
     assert_eq!(out.status.code(), Some(137), "{out:?}");
 
-    // Outside /tmp, which trace leaves out.
-    let d = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let data = d.path().join("data.txt");
+    // The files may lie under /tmp, which trace leaves out unless --keep-system.
+    let d = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(d.path()).unwrap();
+    let data = dir.join("data.txt");
     std::fs::write(&data, "read me\n").unwrap();
-    let written = d.path().join("written.txt");
+    let written = dir.join("written.txt");
     let script = format!(
         "cat {} > {} && cat {}",
         data.display(),
         written.display(),
         written.display()
     );
-    let out = trace(&frag, &["sh", "-c", &script]);
+    let out = copy_bom()
+        .args(["trace", "--keep-system", "-o"])
+        .arg(&frag)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
     assert_eq!(stdout(&out), "read me\n", "{out:?}");
     let files = fragment_files(&frag);
     assert!(files.contains(&data.display().to_string()), "{files:?}");
     assert!(
-        files.contains(&"/usr/bin/cat".to_string()) || files.contains(&"/bin/cat".to_string()),
-        "{files:?}"
-    );
-    assert!(
         !files.contains(&written.display().to_string()),
         "written: {files:?}"
     );
+    // By default nothing of /proc, /tmp or the host's loader cache.
+    let out = trace(&frag, &["sh", "-c", &script]);
+    assert!(out.status.success(), "{out:?}");
+    let files = fragment_files(&frag);
+    assert!(files.contains(&"/usr/bin/cat".to_string()), "{files:?}");
     assert!(
         !files
             .iter()
-            .any(|f| f.starts_with("/proc/") || f == "/etc/ld.so.cache"),
+            .any(|f| f.starts_with("/proc/") || f.starts_with("/tmp/") || f == "/etc/ld.so.cache"),
         "{files:?}"
     );
     // The fragment is a bom.
