@@ -23,14 +23,8 @@ pub(super) struct Providers {
 }
 
 /// Whether an object is a C library, and which.
-fn libc_flavor(o: &Object) -> Option<Flavor> {
-    let name = o.path.file_name()?.to_str()?;
-    match o.elf.soname.as_deref() {
-        Some("libc.so.6") => Some(Flavor::Glibc),
-        Some("libc.so") => Some(Flavor::Musl),
-        _ if name.starts_with("ld-musl-") || name.starts_with("libc.musl-") => Some(Flavor::Musl),
-        _ => None,
-    }
+fn libc_of(o: &Object) -> Option<Flavor> {
+    implied::libc_flavor(&o.path, &o.elf)
 }
 
 fn is_libcrypto(o: &Object) -> bool {
@@ -149,7 +143,7 @@ pub(super) fn read_providers(image: &Image, scopes: &[Scope]) -> Providers {
     let mut wanted: Vec<usize> = scopes
         .iter()
         .flat_map(|s| s.ids.iter().filter_map(|id| image.index_of(*id)))
-        .filter(|&i| libc_flavor(&image.objects[i]).is_some() || is_libcrypto(&image.objects[i]))
+        .filter(|&i| libc_of(&image.objects[i]).is_some() || is_libcrypto(&image.objects[i]))
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
@@ -158,7 +152,7 @@ pub(super) fn read_providers(image: &Image, scopes: &[Scope]) -> Providers {
         .filter_map(|&i| {
             let o = &image.objects[i];
             let bytes = std::fs::read(image.host_path(&o.path)).ok()?;
-            Some((i, libc_flavor(o), bytes))
+            Some((i, libc_of(o), bytes))
         })
         .collect();
     let mut providers = Providers {
@@ -191,7 +185,7 @@ fn module_dirs(image: &Image, libc: Option<usize>) -> Vec<PathBuf> {
     let Some(o) = libc.map(|i| &image.objects[i]) else {
         return Vec::new();
     };
-    let flavor = libc_flavor(o).unwrap_or(Flavor::Glibc);
+    let flavor = libc_of(o).unwrap_or(Flavor::Glibc);
     o.path
         .parent()
         .map(Path::to_path_buf)

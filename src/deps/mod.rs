@@ -464,15 +464,8 @@ fn implied_of(resolver: &Resolver, host: &Path, res: &Resolution) -> Vec<Implied
             Some((seen, host, imports, elf))
         })
         .collect();
-    let libc = read.iter().find_map(|(_, host, _, elf)| {
-        let flavor = match elf.soname.as_deref() {
-            Some("libc.so.6") => Flavor::Glibc,
-            Some("libc.so") => Flavor::Musl,
-            _ if elf.interp.is_none() && host.to_string_lossy().contains("ld-musl-") => {
-                Flavor::Musl
-            }
-            _ => return None,
-        };
+    let libc = read.iter().find_map(|(seen, host, _, elf)| {
+        let flavor = implied::libc_flavor(seen, elf)?;
         Some(LibcFacts::read(&std::fs::read(host).ok()?, flavor))
     });
     let openssl = read

@@ -20,6 +20,19 @@ pub struct LibcPaths {
     pub gconv: Option<ImagePath>,
 }
 
+/// Which C library a file is, if it is one: `libc.so.6` is glibc's soname, `libc.so` musl's,
+/// whose libc is also its loader (`ld-musl-*.so.1`) or named `libc.musl-*.so.1`. `path` is the
+/// name the file is found under.
+pub fn libc_flavor(path: &std::path::Path, elf: &crate::elf::ElfFile) -> Option<Flavor> {
+    let name = path.file_name()?.to_str()?;
+    match elf.soname.as_deref() {
+        Some("libc.so.6") => Some(Flavor::Glibc),
+        Some("libc.so") => Some(Flavor::Musl),
+        _ if name.starts_with("ld-musl-") || name.starts_with("libc.musl-") => Some(Flavor::Musl),
+        _ => None,
+    }
+}
+
 /// One C library of the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LibcFacts {

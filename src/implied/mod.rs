@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::elf::Symbols;
 use crate::fs::ImagePath;
 use crate::ldso::Flavor;
-pub use facts::{LibcFacts, OpensslFacts};
+pub use facts::{LibcFacts, OpensslFacts, libc_flavor};
 
 /// Why a file is implied: what the program does that opens it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

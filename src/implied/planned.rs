@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{Importer, Imports, Item, LibcFacts, Need, OpensslFacts, Process, needs};
+use super::{Importer, Imports, Item, LibcFacts, Need, OpensslFacts, Process, libc_flavor, needs};
 use crate::deps::KnownHeaders;
 use crate::elf::{self, ET_DYN, ET_EXEC, ElfFile};
 use crate::fs::ImagePath;
@@ -29,18 +29,6 @@ struct Planned {
     src: PathBuf,
     elf: ElfFile,
     imports: Imports,
-}
-
-/// The C library flavor of a file by its names (`libc.so.6` is glibc's soname; musl's libc is
-/// its loader, `ld-musl-*.so.1`, or `libc.musl-*.so.1`).
-fn libc_flavor(dest: &ImagePath, elf: &ElfFile) -> Option<Flavor> {
-    let name = dest.file_name()?.to_str()?;
-    match elf.soname.as_deref() {
-        Some("libc.so.6") => Some(Flavor::Glibc),
-        Some("libc.so") => Some(Flavor::Musl),
-        _ if name.starts_with("ld-musl-") || name.starts_with("libc.musl-") => Some(Flavor::Musl),
-        _ => None,
-    }
 }
 
 /// What the planned image implies that the boms do not place, as operations of the last bom.
