@@ -11,6 +11,10 @@ use std::sync::Arc;
 pub enum Status {
     /// Command-line usage error (exit 1).
     Usage,
+    /// `run` could not enter the image: namespaces refused, a mount failed (exit 125).
+    CannotEnter,
+    /// `run`: the instance's `entry_points` do not hold the program (exit 126).
+    Refused,
     /// Libraries a listed file needs could not be found (exit 248).
     MissingLibraries,
     /// A `hash` did not match the file (exit 249).
@@ -33,6 +37,8 @@ impl Status {
     pub fn code(self) -> u8 {
         match self {
             Status::Usage => 1,
+            Status::CannotEnter => 125,
+            Status::Refused => 126,
             Status::MissingLibraries => 248,
             Status::HashMismatch => 249,
             Status::Link => 251,

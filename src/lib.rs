@@ -21,4 +21,5 @@ pub mod ldso;
 pub mod manifest;
 pub mod plan;
 pub mod report;
+pub mod run;
 pub mod trace;

@@ -144,6 +144,31 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Run a program inside an image as the enclave will see it (the image as /, nothing of the
+    /// host visible), and name every path it looked for and did not find there. Exits with the
+    /// program's status; 125 when the image cannot be entered, 126 when an Occlum instance's
+    /// entry_points do not hold the program, 127 when the image has no such program.
+    Run {
+        /// The image root (default with --instance: its image/).
+        #[arg(long, required_unless_present = "instance")]
+        root: Option<PathBuf>,
+        /// An Occlum instance: its Occlum.json gives the environment and the entry points
+        /// (default: the one beside --root when --root is an instance's image/).
+        #[arg(long)]
+        instance: Option<PathBuf>,
+        /// The program's network: none, loopback (its own), or host.
+        #[arg(long, value_enum, default_value = "loopback")]
+        net: copy_bom::run::Net,
+        /// NAME=VALUE for the program's environment (repeatable).
+        #[arg(short = 'e', long = "env")]
+        env: Vec<std::ffi::OsString>,
+        /// Write the missing paths that exist on the host as a bom fragment here.
+        #[arg(long)]
+        suggest: Option<PathBuf>,
+        /// The program (a path in the image, or a name looked up in its PATH) and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Check that every ELF file in an image finds its libraries, symbols and symbol versions inside the image.
     Check {
         /// The image root to check (a directory holding the image's /). When it is an Occlum
@@ -230,6 +255,28 @@ fn main() -> ExitCode {
             });
             match run_trace(&command, output, keep_system, against.as_ref()) {
                 // The program's own status, whatever it is.
+                Ok(status) => return ExitCode::from(status),
+                Err(e) => Err(e),
+            }
+        }
+        Some(Command::Run {
+            root,
+            instance,
+            net,
+            env,
+            suggest,
+            command,
+        }) => {
+            let opts = copy_bom::run::RunOptions {
+                root: root
+                    .or_else(|| instance.as_ref().map(|d| d.join("image")))
+                    .unwrap_or_default(),
+                instance: instance.map(|d| d.join("Occlum.json")),
+                net,
+                env,
+                command,
+            };
+            match run_in_image(&opts, suggest.as_deref(), cli.verbose, cli.quiet) {
                 Ok(status) => return ExitCode::from(status),
                 Err(e) => Err(e),
             }
@@ -484,6 +531,38 @@ fn run_trace(
         traced.left_out
     );
     Ok(u8::try_from(traced.ending.status().clamp(0, 255)).unwrap_or(255))
+}
+
+/// Runs the command in the image, reports what it missed on stderr (and as a fragment with
+/// `--suggest`); returns the program's exit status.
+fn run_in_image(
+    opts: &copy_bom::run::RunOptions,
+    suggest: Option<&std::path::Path>,
+    verbose: u8,
+    quiet: bool,
+) -> Result<u8, Error> {
+    let outcome = copy_bom::run::run(opts)?;
+    if !quiet {
+        let limit = if verbose > 0 { usize::MAX } else { 10 };
+        let mut text = String::new();
+        for line in copy_bom::run::report_lines(&outcome, limit) {
+            text += &line;
+            text.push('\n');
+        }
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(escape_lines(&text).as_bytes());
+    }
+    if let Some(path) = suggest {
+        let text = outcome.suggestion(&opts.root, &opts.command)?;
+        std::fs::write(path, text).map_err(|e| {
+            Error::new(
+                Status::FileCopy,
+                format!("run: cannot write {}: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok(u8::try_from(outcome.ending.status().clamp(0, 255)).unwrap_or(255))
 }
 
 fn run_check(

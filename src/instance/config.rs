@@ -1,6 +1,7 @@
-//! What `check` reads of an instance's `Occlum.json`: the entry points (the only directories
-//! Occlum runs programs from), the default environment (its `LD_LIBRARY_PATH` is the loader's,
-//! its `TZ` picks the zone file), and the sizes `occlum build` must parse.
+//! What `check` and `run` read of an instance's `Occlum.json`: the entry points (the only
+//! directories Occlum runs programs from), the environment (the programs' own under `run`; its
+//! `LD_LIBRARY_PATH` is the loader's, its `TZ` picks the zone file), and the sizes
+//! `occlum build` must parse.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,10 @@ use serde_json::Value;
 pub struct OcclumConfig {
     pub path: PathBuf,
     pub entry_points: Vec<String>,
+    /// `env.default`: every program's environment, in order.
+    pub env: Vec<(String, String)>,
+    /// `env.untrusted`: the names whose values the host may pass at run time.
+    pub untrusted_env: Vec<String>,
     /// `env.default`'s `LD_LIBRARY_PATH`, split on `:`.
     pub library_path: Vec<String>,
     /// `env.default`'s `TZ`, without a leading `:`.
@@ -83,6 +88,18 @@ impl OcclumConfig {
             Some(_) => problem("env.default", "is not an array".into()),
             None => {}
         }
+        match v.pointer("/env/untrusted") {
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(name) => c.untrusted_env.push(name.to_string()),
+                        None => problem(&format!("env.untrusted[{i}]"), "is not a string".into()),
+                    }
+                }
+            }
+            Some(_) => problem("env.untrusted", "is not an array".into()),
+            None => {}
+        }
         for section in ["resource_limits", "process"] {
             let Some(Value::Object(fields)) = v.get(section) else {
                 continue;
@@ -107,6 +124,7 @@ impl OcclumConfig {
             .unwrap_or_default();
         c.tz = var("TZ").map(|t| t.trim_start_matches(':').to_string());
         c.entry_points = entry_points;
+        c.env = env;
         c
     }
 }

@@ -7,7 +7,7 @@
 //! an image and writes them as a valid bom (`includes:`-able), grouped by target directory and
 //! sorted.
 
-mod tracer;
+pub(crate) mod tracer;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -23,7 +23,7 @@ const LEFT_OUT: [&str; 5] = ["/proc", "/sys", "/dev", "/run", "/tmp"];
 
 /// The host's loader configuration: the image's cache is built for the image (ldconfig), and
 /// a preload list is never copied.
-const LOADER_FILES: [&str; 2] = ["/etc/ld.so.cache", "/etc/ld.so.preload"];
+pub(crate) const LOADER_FILES: [&str; 2] = ["/etc/ld.so.cache", "/etc/ld.so.preload"];
 
 /// What `trace` does besides running the program.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +55,12 @@ pub fn trace(command: &[OsString], opts: &TraceOptions) -> Result<Traced> {
     let Some((program, args)) = command.split_first() else {
         return Err(Error::new(Status::Usage, "trace: no program to run"));
     };
-    let (accesses, ending) = tracer::run(program, args).map_err(|e| {
+    let launch = tracer::Launch {
+        program,
+        args,
+        env: None,
+    };
+    let (accesses, ending) = tracer::run(&launch).map_err(|e| {
         Error::new(
             Status::NotFound,
             format!("trace: cannot run {}: {e}", Path::new(program).display()),
@@ -65,10 +70,10 @@ pub fn trace(command: &[OsString], opts: &TraceOptions) -> Result<Traced> {
 }
 
 /// The accessed paths that belong in an image.
-fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced {
+pub(crate) fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced {
     let written: std::collections::HashSet<&Path> = accesses
         .iter()
-        .filter(|a| a.how == Use::Write)
+        .filter(|a| a.found && a.how == Use::Write)
         .map(|a| a.path.as_path())
         .collect();
     let mut files = BTreeMap::new();
@@ -77,7 +82,7 @@ fn select(accesses: Vec<Access>, ending: Ending, opts: &TraceOptions) -> Traced 
     let mut through: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     let mut left_out = 0;
     for a in &accesses {
-        if a.how == Use::Write || files.contains_key(&a.path) {
+        if !a.found || a.how == Use::Write || files.contains_key(&a.path) {
             continue;
         }
         let system = LEFT_OUT.iter().any(|t| a.path.starts_with(t))
@@ -316,6 +321,7 @@ mod tests {
             path: path.to_path_buf(),
             how,
             by: Some(PathBuf::from("/bin/prog")),
+            found: true,
         };
         let alias = dir.join("alias");
         std::os::unix::fs::symlink("data \"x\".txt", &alias).unwrap();

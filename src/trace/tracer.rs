@@ -32,13 +32,16 @@ pub enum Use {
     Write,
 }
 
-/// One successful use of a path by a traced process.
+/// One use of a path by a traced process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     pub path: PathBuf,
     pub how: Use,
     /// The program the process was running (its last `execve`), when known.
     pub by: Option<PathBuf>,
+    /// False when the call failed because the path is not there (`ENOENT`, `ENOTDIR`): a
+    /// lookup that `run` reports. Calls that fail for other reasons are not recorded.
+    pub found: bool,
 }
 
 /// How the traced program ended.
@@ -138,23 +141,53 @@ struct Pending {
     how: Use,
 }
 
-/// Runs `program` with `args` under ptrace and returns every successful use of a path by it
-/// and its descendants, in the order the calls returned, and how it ended.
-pub fn run(program: &OsStr, args: &[OsString]) -> io::Result<(Vec<Access>, Ending)> {
-    let prog = CString::new(program.as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the program name"))?;
-    let mut argv_owned = vec![prog.clone()];
-    for a in args {
-        argv_owned
-            .push(CString::new(a.as_bytes()).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidInput, "a NUL in an argument")
-            })?);
-    }
-    let mut argv: Vec<*const libc::c_char> = argv_owned.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
+/// What to start under the tracer.
+pub struct Launch<'a> {
+    /// The program: looked up in `PATH` when it has no `/` and `env` is None (trace, on the
+    /// host); executed as given otherwise (run has found it in the image already).
+    pub program: &'a OsStr,
+    /// The arguments after the program's name.
+    pub args: &'a [OsString],
+    /// The whole environment (`NAME=VALUE`), or None to inherit copy_bom's.
+    pub env: Option<&'a [OsString]>,
+}
 
-    // SAFETY: the child calls only async-signal-safe functions (ptrace, raise, execvp, _exit)
-    // on memory prepared before the fork.
+fn c_string(s: &OsStr, what: &str) -> io::Result<CString> {
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("a NUL in {what}")))
+}
+
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    let mut out: Vec<_> = strings.iter().map(|a| a.as_ptr()).collect();
+    out.push(std::ptr::null());
+    out
+}
+
+/// Runs the program under ptrace and returns every use of a path by it and its descendants, in
+/// the order the calls returned, and how it ended.
+pub fn run(launch: &Launch) -> io::Result<(Vec<Access>, Ending)> {
+    let prog = c_string(launch.program, "the program name")?;
+    let mut argv_owned = vec![prog.clone()];
+    for a in launch.args {
+        argv_owned.push(c_string(a, "an argument")?);
+    }
+    let argv = pointers(&argv_owned);
+    let env_owned = match launch.env {
+        Some(env) => Some(
+            env.iter()
+                .map(|e| c_string(e, "the environment"))
+                .collect::<io::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let envp = env_owned.as_deref().map(pointers);
+    let failed = format!(
+        "copy_bom: cannot execute {}\n",
+        Path::new(launch.program).display()
+    );
+
+    // SAFETY: the child calls only async-signal-safe functions (ptrace, raise, signal, exec,
+    // write, _exit) on memory prepared before the fork.
     let child = unsafe { libc::fork() };
     if child < 0 {
         return Err(io::Error::last_os_error());
@@ -162,9 +195,21 @@ pub fn run(program: &OsStr, args: &[OsString]) -> io::Result<(Vec<Access>, Endin
     if child == 0 {
         unsafe {
             libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            // `run` ignores these while the program runs; the program gets its defaults back.
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
             libc::raise(libc::SIGSTOP);
-            libc::execvp(prog.as_ptr(), argv.as_ptr());
-            libc::_exit(127);
+            match &envp {
+                Some(envp) => libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr()),
+                None => libc::execvp(prog.as_ptr(), argv.as_ptr()),
+            };
+            // The shell's statuses: 127 not found, 126 found but not executable.
+            let code = match *libc::__errno_location() {
+                libc::ENOENT | libc::ENOTDIR => 127,
+                _ => 126,
+            };
+            libc::write(2, failed.as_ptr().cast(), failed.len());
+            libc::_exit(code);
         }
     }
     let mut status = 0;
@@ -187,7 +232,7 @@ pub fn run(program: &OsStr, args: &[OsString]) -> io::Result<(Vec<Access>, Endin
         }
         libc::ptrace(libc::PTRACE_SYSCALL, child, 0, 0);
     }
-    Ok(Tracer::new(child, program).run())
+    Ok(Tracer::new(child, launch.program).run())
 }
 
 struct Tracer {
@@ -350,16 +395,20 @@ impl Tracer {
                 let Some(Some(p)) = self.pending.insert(pid, None) else {
                     return;
                 };
-                if exit.is_error != 0 || exit.sval < 0 {
+                let found = exit.is_error == 0 && exit.sval >= 0;
+                let missing = -exit.sval == i64::from(libc::ENOENT)
+                    || -exit.sval == i64::from(libc::ENOTDIR);
+                if !found && !missing {
                     return;
                 }
-                if p.how == Use::Exec {
+                if found && p.how == Use::Exec {
                     self.programs.insert(pid, p.path.clone());
                 }
                 self.accesses.push(Access {
                     by: self.programs.get(&pid).cloned(),
                     path: p.path,
                     how: p.how,
+                    found,
                 });
             }
             _ => {}
