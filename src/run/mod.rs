@@ -127,9 +127,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         .clone()
         .or_else(|| OcclumConfig::beside(&image))
     {
-        Some(path) => Some(OcclumConfig::read(&path).map_err(|e| {
-            Error::new(Status::NotFound, format!("run: {e}"))
-        })?),
+        Some(path) => Some(
+            OcclumConfig::read(&path)
+                .map_err(|e| Error::new(Status::NotFound, format!("run: {e}")))?,
+        ),
         None => None,
     };
     let mut env = environment(config.as_ref(), |name| std::env::var_os(name));
@@ -303,10 +304,9 @@ pub fn report_lines(outcome: &RunOutcome, limit: usize) -> Vec<String> {
             Use::Probe => "looked at",
             Use::Write => "written",
         };
-        let by = m
-            .by
-            .as_ref()
-            .map_or(String::new(), |b| format!(" by {}", b.display()));
+        let by =
+            m.by.as_ref()
+                .map_or(String::new(), |b| format!(" by {}", b.display()));
         let host = if m.on_host {
             "on the host"
         } else {

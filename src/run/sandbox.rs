@@ -123,7 +123,10 @@ fn keep(req: &Request, out: &mut Sender, parent: libc::pid_t, uid: u32, gid: u32
     if init < 0 {
         out.fail(
             CANNOT_ENTER,
-            format!("cannot start the run's init: {}", io::Error::last_os_error()),
+            format!(
+                "cannot start the run's init: {}",
+                io::Error::last_os_error()
+            ),
         );
     }
     if init == 0 {
@@ -245,8 +248,14 @@ fn enter_image(req: &Request, out: &mut Sender, as_root: bool) -> Result<(), Str
             out.send(&Message::Note(format!(
                 "the image is mounted read-only (an overlay over it was refused: {e})"
             )));
-            mount(Some(&image_path), &root, None, libc::MS_BIND | libc::MS_REC, None)
-                .map_err(|e| format!("cannot bind {}: {e}", req.image.display()))?;
+            mount(
+                Some(&image_path),
+                &root,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(|e| format!("cannot bind {}: {e}", req.image.display()))?;
             mount(
                 None,
                 &root,
@@ -525,11 +534,7 @@ fn misses(accesses: &[Access]) -> Vec<Message> {
         let loader = crate::trace::LOADER_FILES
             .iter()
             .any(|f| path == Path::new(f))
-            || a.how == Use::Probe
-                && path
-                    .file_name()
-                    .is_some_and(|n| HWCAP_DIRS.iter().any(|h| n == *h))
-            || path.to_string_lossy().contains("/glibc-hwcaps/");
+            || hwcap_lookup(&path, a.how);
         if later || loader {
             continue;
         }
@@ -542,6 +547,14 @@ fn misses(accesses: &[Access]) -> Vec<Message> {
         }
     }
     out
+}
+
+/// A look at one of the loader's hardware-capability directories, or for a library in one.
+fn hwcap_lookup(path: &Path, how: Use) -> bool {
+    let hwcap = |c: std::path::Component| HWCAP_DIRS.iter().any(|h| c.as_os_str() == *h);
+    let mut components = path.components();
+    let last = components.next_back();
+    components.any(hwcap) || how == Use::Probe && last.is_some_and(hwcap)
 }
 
 /// The interpreter an executable names: its ELF `PT_INTERP`, or its `#!` line's program.
@@ -605,7 +618,10 @@ fn encode(m: &Message) -> Vec<u8> {
                 Use::Write => b'w',
             });
             string(&mut v, path.as_os_str().as_bytes());
-            string(&mut v, by.as_deref().map_or(&[][..], |b| b.as_os_str().as_bytes()));
+            string(
+                &mut v,
+                by.as_deref().map_or(&[][..], |b| b.as_os_str().as_bytes()),
+            );
         }
         Message::Ended(Ending::Exited(c)) => {
             v.push(EXITED);

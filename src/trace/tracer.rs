@@ -263,12 +263,17 @@ impl Tracer {
         }
     }
 
-    /// The program has ended: every tracee left gets a SIGSTOP, to be detached at its stop.
+    /// The program has ended: every tracee left gets a SIGSTOP, to be detached at its stop. A
+    /// tracee whose first stop (the SIGSTOP the kernel gives a new tracee) has not been seen
+    /// yet gets none: it is detached at that one, and a second SIGSTOP would stop it for good
+    /// once untraced.
     fn drain(&mut self) {
         self.draining = true;
         for &pid in &self.live {
-            // SAFETY: a signal to a tracee (a thread id: tkill reaches that thread).
-            unsafe { libc::syscall(libc::SYS_tkill, pid, libc::SIGSTOP) };
+            if self.pending.contains_key(&pid) {
+                // SAFETY: a signal to a tracee (a thread id: tkill reaches that thread).
+                unsafe { libc::syscall(libc::SYS_tkill, pid, libc::SIGSTOP) };
+            }
         }
     }
 
@@ -396,8 +401,8 @@ impl Tracer {
                     return;
                 };
                 let found = exit.is_error == 0 && exit.sval >= 0;
-                let missing = -exit.sval == i64::from(libc::ENOENT)
-                    || -exit.sval == i64::from(libc::ENOTDIR);
+                let missing =
+                    -exit.sval == i64::from(libc::ENOENT) || -exit.sval == i64::from(libc::ENOTDIR);
                 if !found && !missing {
                     return;
                 }

@@ -38,8 +38,9 @@ fn fragment_files(fragment: &Path) -> Vec<String> {
     files
 }
 
-const PYTHON: &str = "import json, decimal, sqlite3, lzma, ctypes; \
-    print(json.dumps({'a': [1, 2]}), decimal.Decimal('1.1') + 1, sqlite3.sqlite_version_info[0])";
+const PYTHON: &str = "import json, decimal, sqlite3, ssl, lzma, ctypes; \
+    print(json.dumps({'a': [1, 2]}), decimal.Decimal('1.1') + 1, sqlite3.sqlite_version_info[0], \
+    ssl.OPENSSL_VERSION.split()[0], lzma.decompress(lzma.compress(b'xz')))";
 
 #[test]
 fn status_and_output_pass_through_and_writes_are_left_out() {
@@ -125,12 +126,13 @@ fn a_traced_python_holds_far_fewer_files_than_its_standard_library() {
 }
 
 /// Traces `command` on the host, builds an image from the fragment alone, and runs the same
-/// command in a chroot of it: the output must be the host's.
-fn same_in_the_image(command: &[&str]) {
+/// command in a chroot of it and with `copy_bom run`: the output must be the host's.
+pub fn same_in_the_image(command: &[&str]) {
     let t = tempfile::tempdir().unwrap();
     let frag = t.path().join("f.yaml");
     let host = trace(&frag, command);
     assert!(host.status.success(), "{host:?}");
+    assert!(!stdout(&host).is_empty(), "{host:?}");
     let root = t.path().join("image");
     let out = copy_bom()
         .arg("-f")
@@ -144,6 +146,53 @@ fn same_in_the_image(command: &[&str]) {
     let run = img.run(command[0], &command[1..], true);
     assert_eq!(stdout(&run), stdout(&host), "{run:?}");
     assert!(run.status.success(), "{run:?}");
+    let run = copy_bom()
+        .arg("run")
+        .arg("--root")
+        .arg(&img.root)
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&run), stdout(&host), "{run:?}");
+    assert!(run.status.success(), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs root: chroot"]
+fn getent_traced_on_the_host_runs_from_its_fragment() {
+    same_in_the_image(&["/usr/bin/getent", "hosts", "localhost"]);
+}
+
+/// A C program that dlopens a library by name (no DT_NEEDED names it; its RUNPATH says
+/// where): the loader's search is traced and the library is in the fragment. The fixture lies
+/// under /var/tmp, which trace keeps and `run` does not cover with its own /tmp.
+#[test]
+#[ignore = "needs root: chroot"]
+fn a_library_dlopened_by_name_is_traced_and_the_image_runs() {
+    let t = tempfile::Builder::new()
+        .prefix("copy_bom-dlopen")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let dir = std::fs::canonicalize(t.path()).unwrap();
+    let lib = dir.join("lib/libplugin.so");
+    crate::check_support::shared("gcc", "int plugin_answer(void) { return 42; }\n", &lib, &[]);
+    let prog = dir.join("bin/host");
+    crate::common::gcc(
+        r#"#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {
+    void *h = dlopen("libplugin.so", RTLD_NOW);
+    if (!h) { printf("no plugin: %s\n", dlerror()); return 1; }
+    int (*f)(void) = (int (*)(void))dlsym(h, "plugin_answer");
+    printf("plugin says %d\n", f());
+    return 0;
+}
+"#,
+        &prog,
+        &[&format!("-Wl,-rpath,{}", dir.join("lib").display()), "-ldl"],
+    );
+    same_in_the_image(&[prog.to_str().unwrap()]);
 }
 
 #[test]
