@@ -171,6 +171,14 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Print the canonical digest of an image tree (`sha256:...`): every path with its type,
+    /// mode, owner, size, mtime (seconds) and content or link target; README.md "Image digest"
+    /// says how to recompute it.
+    Digest {
+        /// The image root to digest.
+        #[arg(long)]
+        root: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -250,6 +258,9 @@ fn main() -> ExitCode {
                 instance: instance.map(|d| d.join("Occlum.json")),
             };
             run_check(&root, loader_config, json, &options, strict)
+        }
+        Some(Command::Digest { root }) => {
+            copy_bom::digest::digest_image(&root).and_then(|d| out(&format!("{}\n", d.digest)))
         }
     };
     match result {

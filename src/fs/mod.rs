@@ -24,6 +24,7 @@ mod root;
 pub mod rooted;
 mod sys;
 mod tree;
+mod walk;
 mod wildmatch;
 
 pub use copy::{CopyOptions, ImageDir, Outcome, Scanned};
@@ -35,6 +36,7 @@ pub use root::ImageRoot;
 pub use rooted::resolve_in_root;
 pub use sys::{FileKind, Stat};
 pub use tree::{EntryKind, TreeEntry, TreeScan, scan_tree};
+pub use walk::Visit;
 
 use std::io;
 use std::path::Path;

@@ -19,6 +19,7 @@ mod cli_build;
 mod cli_deps;
 mod cli_manifest;
 mod cli_sysroot;
+mod digest;
 mod dlopen_notes;
 mod e2e_images;
 mod elf_symbols;
