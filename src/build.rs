@@ -7,6 +7,7 @@ use crate::apply::{self, Summary};
 use crate::bom;
 use crate::check::{self, CheckReport, KnownHeaders};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing, SourceHeaders};
+use crate::digest;
 use crate::elf::Priority;
 use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
@@ -38,6 +39,8 @@ pub struct BuildOptions {
     pub check: bool,
     /// Add the files the image's C library opens for the functions its programs import.
     pub implicit: bool,
+    /// Compute the digest of the image written (always done with a manifest).
+    pub digest: bool,
 }
 
 /// The result of a run that got as far as a plan.
@@ -50,6 +53,8 @@ pub struct BuildOutcome {
     pub summary: Option<Summary>,
     /// The final check of the written image, when asked for.
     pub check: Option<CheckReport>,
+    /// The digest of the image written (`sha256:...`), when asked for (`digest`, `manifest`).
+    pub digest: Option<String>,
 }
 
 /// Plans the image and, unless it is a dry run, writes it. `progress` is
@@ -64,6 +69,7 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         headers,
     } = plan_image(opts)?;
     let mut check = None;
+    let mut image_digest = None;
     let summary = if opts.dry_run {
         None
     } else {
@@ -75,8 +81,20 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
             preserve_owner: is_root_user(),
         };
         let summary = apply::apply(&plan, &map, &root, &copy, progress)?;
-        if let Some(path) = &opts.manifest {
-            manifest::write(path, &manifest::records(&plan, &map, &root)?)?;
+        if opts.digest || opts.manifest.is_some() {
+            let digest = digest::digest_root(&root)?;
+            if let Some(path) = &opts.manifest {
+                let paths = manifest::records(&plan, &map, &root, &digest)?;
+                let digest = &digest.digest;
+                manifest::write(
+                    path,
+                    &manifest::Manifest {
+                        digest,
+                        paths: &paths,
+                    },
+                )?;
+            }
+            image_digest = Some(digest.digest);
         }
         if opts.check {
             let report = check::check_image(&opts.root, &config, &headers)?;
@@ -91,6 +109,7 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         missing,
         summary,
         check,
+        digest: image_digest,
     })
 }
 

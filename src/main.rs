@@ -73,6 +73,10 @@ struct BuildArgs {
     /// the time zone, OpenSSL's configuration and modules, the CA bundle).
     #[arg(long)]
     implicit: bool,
+    /// Show the digest of the image written in the summary (as `copy_bom digest` computes it;
+    /// it reads every file of the image again, so it is not done by default; a manifest has it).
+    #[arg(long)]
+    digest: bool,
     /// Parallel copy jobs (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -345,6 +349,7 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         manifest: args.manifest,
         check: !args.no_check,
         implicit: args.implicit,
+        digest: args.digest,
     };
     let start = Instant::now();
     let bar = progress_bar();
@@ -362,7 +367,12 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         Some(_) if quiet => Ok(()),
         Some(s) => out(&format!(
             "{}\n",
-            report::summary_line(s, outcome.warnings.len(), start.elapsed())
+            report::summary_line(
+                s,
+                outcome.warnings.len(),
+                start.elapsed(),
+                outcome.digest.as_deref()
+            )
         )),
     }
 }

@@ -353,8 +353,14 @@ pub fn implied_note_line(n: &ImpliedNote) -> String {
 }
 
 /// One line: files copied / unchanged, libraries, links, dirs, bytes, time.
-pub fn summary_line(s: &Summary, warnings: usize, elapsed: Duration) -> String {
-    format!(
+/// The one line a build ends with; the image's digest at its end when it was computed.
+pub fn summary_line(
+    s: &Summary,
+    warnings: usize,
+    elapsed: Duration,
+    digest: Option<&str>,
+) -> String {
+    let mut line = format!(
         "copy_bom: {} files copied, {} unchanged ({} libraries), {} links, {} dirs, {}, {} warnings, {:.2}s",
         s.files_copied,
         s.files_unchanged,
@@ -364,7 +370,11 @@ pub fn summary_line(s: &Summary, warnings: usize, elapsed: Duration) -> String {
         human_bytes(s.bytes),
         warnings,
         elapsed.as_secs_f64()
-    )
+    );
+    if let Some(d) = digest {
+        line += &format!(", image {d}");
+    }
+    line
 }
 
 fn human_bytes(b: u64) -> String {
