@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use filetime::FileTime;
+
 use crate::apply::{self, Summary};
 use crate::bom;
 use crate::check::{self, CheckReport, KnownHeaders};
@@ -41,6 +43,9 @@ pub struct BuildOptions {
     pub implicit: bool,
     /// Compute the digest of the image written (always done with a manifest).
     pub digest: bool,
+    /// `SOURCE_DATE_EPOCH` (see [`source_date_epoch`]): no mtime in the image is later, and
+    /// the directories created do not depend on the umask.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// The result of a run that got as far as a plan.
@@ -73,14 +78,30 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
     let summary = if opts.dry_run {
         None
     } else {
+        let epoch = opts
+            .source_date_epoch
+            .map(|secs| FileTime::from_unix_time(secs, 0));
+        // Restored when the build ends; from here on it decides the mode of every new directory.
+        let _umask = epoch.map(|_| Umask::set(0o022));
         let root = ImageRoot::open(&opts.root)
             .map_err(|e| Error::new(Status::Dir, format!("cannot create the root: {e}")))?;
         // One run at a time per root: the lock is on the root directory itself.
         let _lock = RootLock::acquire(&root).map_err(|e| Error::new(Status::Dir, e.to_string()))?;
         let copy = CopyOptions {
             preserve_owner: is_root_user(),
+            epoch,
         };
         let summary = apply::apply(&plan, &map, &root, &copy, progress)?;
+        if let Some(epoch) = epoch {
+            // Last: what copy_bom made itself (directories, links, generated files, the root)
+            // got the time of this build, and each directory's mtime is final only now.
+            root.clamp_mtimes(epoch).map_err(|e| {
+                Error::new(
+                    Status::Dir,
+                    format!("SOURCE_DATE_EPOCH: cannot set mtimes: {e}"),
+                )
+            })?;
+        }
         if opts.digest || opts.manifest.is_some() {
             let digest = digest::digest_root(&root)?;
             if let Some(path) = &opts.manifest {
@@ -354,6 +375,55 @@ fn check_missing(missing: &[Missing], opts: &BuildOptions) -> Result<()> {
     let mut details = report::missing_items(&fatal);
     details.push(hint.to_string());
     Err(Error::new(Status::MissingLibraries, headline).with_details(details))
+}
+
+/// The value of `SOURCE_DATE_EPOCH` (None when unset), as reproducible-builds.org defines it:
+/// whole seconds since 1970 in decimal ASCII digits. Anything else is a usage error, as is a time
+/// in the future: what copy_bom creates itself gets the build's time clamped to the epoch, so an
+/// epoch later than the build would leave the build's time in the image.
+pub fn source_date_epoch(value: Option<&std::ffi::OsStr>) -> Result<Option<i64>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| {
+        Error::new(
+            Status::Usage,
+            format!("SOURCE_DATE_EPOCH={:?} {why}", value.to_string_lossy()),
+        )
+    };
+    let text = value.to_str().unwrap_or_default();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "is not a number of seconds since 1970 (decimal digits only)",
+        ));
+    }
+    let secs: i64 = text.parse().map_err(|_| invalid("is too large"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if u64::try_from(secs).is_ok_and(|s| s > now) {
+        return Err(invalid("is in the future"));
+    }
+    Ok(Some(secs))
+}
+
+/// The process's umask, set for as long as this lives and restored after: a reproducible build
+/// creates its directories with mode 0755 whatever umask it was started with. The umask belongs
+/// to the whole process; a build is the one job of the process while it runs.
+struct Umask(libc::mode_t);
+
+impl Umask {
+    fn set(mask: libc::mode_t) -> Umask {
+        // SAFETY: umask has no preconditions and cannot fail.
+        Umask(unsafe { libc::umask(mask) })
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        // SAFETY: as in `set`.
+        unsafe { libc::umask(self.0) };
+    }
 }
 
 fn is_root_user() -> bool {

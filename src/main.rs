@@ -336,6 +336,8 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
             .build_global()
             .map_err(|e| Error::new(Status::Usage, format!("--jobs: {e}")))?;
     }
+    let epoch =
+        copy_bom::build::source_date_epoch(std::env::var_os("SOURCE_DATE_EPOCH").as_deref())?;
     let opts = BuildOptions {
         bom: file,
         root,
@@ -350,6 +352,7 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         check: !args.no_check,
         implicit: args.implicit,
         digest: args.digest,
+        source_date_epoch: epoch,
     };
     let start = Instant::now();
     let bar = progress_bar();
@@ -370,7 +373,8 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
             report::summary_line(
                 s,
                 outcome.warnings.len(),
-                start.elapsed(),
+                // A reproducible build's output does not depend on the time either.
+                epoch.is_none().then(|| start.elapsed()),
                 outcome.digest.as_deref()
             )
         )),

@@ -1,6 +1,6 @@
 //! Walking a whole image through descriptors, for the readers and writers that concern every
 //! object in the root rather than the planned ones: the image digest and the mtime clamp of a
-//! reproducible build. Each directory is opened from its parent's descriptor with `O_NOFOLLOW`,
+//! reproducible build ([`ImageRoot::clamp_mtimes`]). Each directory is opened from its parent's descriptor with `O_NOFOLLOW`,
 //! so a link is never followed and the walk cannot leave the root whatever links it holds; the
 //! names of a directory are visited in bytewise order, so nothing depends on readdir's order.
 
@@ -9,6 +9,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use filetime::FileTime;
 
 use super::root::ImageRoot;
 use super::sys::{self, Stat};
@@ -51,6 +53,23 @@ impl ImageRoot {
             path: root,
             stat: &stat,
         })
+    }
+}
+
+impl ImageRoot {
+    /// Gives everything in the image whose mtime is later than `epoch` (`SOURCE_DATE_EPOCH`) that
+    /// mtime: files, links (their own, never their targets'), directories after their contents,
+    /// the root last. Returns how many were changed.
+    pub fn clamp_mtimes(&self, epoch: FileTime) -> io::Result<usize> {
+        let mut changed = 0;
+        self.walk_post_order(&mut |v| {
+            if v.stat.mtime > epoch {
+                sys::set_mtime_at(v.dir, v.name, epoch).map_err(|e| path_error(v.path, e))?;
+                changed += 1;
+            }
+            Ok(())
+        })?;
+        Ok(changed)
     }
 }
 
