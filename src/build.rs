@@ -102,21 +102,7 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
                 )
             })?;
         }
-        if opts.digest || opts.manifest.is_some() {
-            let digest = digest::digest_root(&root)?;
-            if let Some(path) = &opts.manifest {
-                let paths = manifest::records(&plan, &map, &root, &digest)?;
-                let digest = &digest.digest;
-                manifest::write(
-                    path,
-                    &manifest::Manifest {
-                        digest,
-                        paths: &paths,
-                    },
-                )?;
-            }
-            image_digest = Some(digest.digest);
-        }
+        image_digest = digest_and_manifest(opts, &plan, &map, &root)?;
         if opts.check {
             let report = check::check_image(&opts.root, &config, &headers)?;
             final_check_verdict(&report, opts.strict, &mut warnings)?;
@@ -132,6 +118,29 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         check,
         digest: image_digest,
     })
+}
+
+/// The digest of the written image when asked for (`--digest`) or needed (`--manifest`, which is
+/// written here, its files' hashes taken from the digest's reading of them).
+fn digest_and_manifest(
+    opts: &BuildOptions,
+    plan: &Plan,
+    map: &ImageMap,
+    root: &ImageRoot,
+) -> Result<Option<String>> {
+    if !opts.digest && opts.manifest.is_none() {
+        return Ok(None);
+    }
+    let digest = digest::digest_root(root)?;
+    if let Some(path) = &opts.manifest {
+        let paths = manifest::records(plan, map, root, &digest)?;
+        let whole = manifest::Manifest {
+            digest: &digest.digest,
+            paths: &paths,
+        };
+        manifest::write(path, &whole)?;
+    }
+    Ok(Some(digest.digest))
 }
 
 /// What the final check found is reported as warnings (the image is written
