@@ -201,3 +201,54 @@ fn an_invalid_source_date_epoch_is_a_usage_error() {
         assert!(!t.path().join("image").exists(), "{bad:?}");
     }
 }
+
+/// The clamp changes mtimes in the root only: links in the root to host files and dirs (absolute,
+/// and climbing out with `..`) are clamped themselves, never followed onto the host.
+#[test]
+fn the_clamp_never_reaches_through_links_out_of_the_root() {
+    let t = tempfile::tempdir().unwrap();
+    let host = t.path().join("host");
+    std::fs::create_dir_all(host.join("dir")).unwrap();
+    std::fs::write(host.join("file"), "host\n").unwrap();
+    std::fs::write(host.join("dir/inner"), "host\n").unwrap();
+    let root = t.path().join("image");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::os::unix::fs::symlink(host.join("file"), root.join("abs-file")).unwrap();
+    std::os::unix::fs::symlink(host.join("dir"), root.join("abs-dir")).unwrap();
+    std::os::unix::fs::symlink("../../host/dir", root.join("etc/up")).unwrap();
+    std::fs::write(t.path().join("conf"), "conf\n").unwrap();
+    std::fs::write(
+        t.path().join("app.yaml"),
+        "targets:\n  - target: /etc\n    copy: [{files: [conf]}]\n",
+    )
+    .unwrap();
+    let snapshot = || crate::common::snapshot(&host);
+    let before = snapshot();
+    let host_mtime = |p: &str| {
+        let m = std::fs::metadata(host.join(p)).unwrap();
+        FileTime::from_last_modification_time(&m)
+    };
+    let times = (
+        host_mtime("file"),
+        host_mtime("dir"),
+        host_mtime("dir/inner"),
+    );
+    let out = copy_bom()
+        .arg("-f")
+        .arg(t.path().join("app.yaml"))
+        .arg("--root")
+        .arg(&root)
+        .env("SOURCE_DATE_EPOCH", EPOCH.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(newer_than(&root, EPOCH), Vec::<String>::new());
+    assert_eq!(snapshot(), before);
+    let after = (
+        host_mtime("file"),
+        host_mtime("dir"),
+        host_mtime("dir/inner"),
+    );
+    assert_eq!(after, times);
+    assert!(times.0.unix_seconds() > EPOCH);
+}
