@@ -3,10 +3,13 @@
 
 use std::path::PathBuf;
 
+use filetime::FileTime;
+
 use crate::apply::{self, Summary};
 use crate::bom;
 use crate::check::{self, CheckReport, KnownHeaders};
 use crate::deps::{self, DepsOptions, LoaderConfig, Missing, SourceHeaders};
+use crate::digest;
 use crate::elf::Priority;
 use crate::error::{Error, Result, Status, Warning, WarningKind};
 use crate::fs::{CopyOptions, ImageRoot, RootLock};
@@ -38,6 +41,11 @@ pub struct BuildOptions {
     pub check: bool,
     /// Add the files the image's C library opens for the functions its programs import.
     pub implicit: bool,
+    /// Compute the digest of the image written (always done with a manifest).
+    pub digest: bool,
+    /// `SOURCE_DATE_EPOCH` (see [`source_date_epoch`]): no mtime in the image is later, and
+    /// the directories created do not depend on the umask.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// The result of a run that got as far as a plan.
@@ -50,6 +58,8 @@ pub struct BuildOutcome {
     pub summary: Option<Summary>,
     /// The final check of the written image, when asked for.
     pub check: Option<CheckReport>,
+    /// The digest of the image written (`sha256:...`), when asked for (`digest`, `manifest`).
+    pub digest: Option<String>,
 }
 
 /// Plans the image and, unless it is a dry run, writes it. `progress` is
@@ -64,20 +74,35 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         headers,
     } = plan_image(opts)?;
     let mut check = None;
+    let mut image_digest = None;
     let summary = if opts.dry_run {
         None
     } else {
+        let epoch = opts
+            .source_date_epoch
+            .map(|secs| FileTime::from_unix_time(secs, 0));
+        // Restored when the build ends; from here on it decides the mode of every new directory.
+        let _umask = epoch.map(|_| Umask::set(0o022));
         let root = ImageRoot::open(&opts.root)
             .map_err(|e| Error::new(Status::Dir, format!("cannot create the root: {e}")))?;
         // One run at a time per root: the lock is on the root directory itself.
         let _lock = RootLock::acquire(&root).map_err(|e| Error::new(Status::Dir, e.to_string()))?;
         let copy = CopyOptions {
             preserve_owner: is_root_user(),
+            epoch,
         };
         let summary = apply::apply(&plan, &map, &root, &copy, progress)?;
-        if let Some(path) = &opts.manifest {
-            manifest::write(path, &manifest::records(&plan, &map, &root)?)?;
+        if let Some(epoch) = epoch {
+            // Last: what copy_bom made itself (directories, links, generated files, the root)
+            // got the time of this build, and each directory's mtime is final only now.
+            root.clamp_mtimes(epoch).map_err(|e| {
+                Error::new(
+                    Status::Dir,
+                    format!("SOURCE_DATE_EPOCH: cannot set mtimes: {e}"),
+                )
+            })?;
         }
+        image_digest = digest_and_manifest(opts, &plan, &map, &root)?;
         if opts.check {
             let report = check::check_image(&opts.root, &config, &headers)?;
             final_check_verdict(&report, opts.strict, &mut warnings)?;
@@ -91,7 +116,31 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         missing,
         summary,
         check,
+        digest: image_digest,
     })
+}
+
+/// The digest of the written image when asked for (`--digest`) or needed (`--manifest`, which is
+/// written here, its files' hashes taken from the digest's reading of them).
+fn digest_and_manifest(
+    opts: &BuildOptions,
+    plan: &Plan,
+    map: &ImageMap,
+    root: &ImageRoot,
+) -> Result<Option<String>> {
+    if !opts.digest && opts.manifest.is_none() {
+        return Ok(None);
+    }
+    let digest = digest::digest_root(root)?;
+    if let Some(path) = &opts.manifest {
+        let paths = manifest::records(plan, map, root, &digest)?;
+        let whole = manifest::Manifest {
+            digest: &digest.digest,
+            paths: &paths,
+        };
+        manifest::write(path, &whole)?;
+    }
+    Ok(Some(digest.digest))
 }
 
 /// What the final check found is reported as warnings (the image is written
@@ -335,6 +384,55 @@ fn check_missing(missing: &[Missing], opts: &BuildOptions) -> Result<()> {
     let mut details = report::missing_items(&fatal);
     details.push(hint.to_string());
     Err(Error::new(Status::MissingLibraries, headline).with_details(details))
+}
+
+/// The value of `SOURCE_DATE_EPOCH` (None when unset), as reproducible-builds.org defines it:
+/// whole seconds since 1970 in decimal ASCII digits. Anything else is a usage error, as is a time
+/// in the future: what copy_bom creates itself gets the build's time clamped to the epoch, so an
+/// epoch later than the build would leave the build's time in the image.
+pub fn source_date_epoch(value: Option<&std::ffi::OsStr>) -> Result<Option<i64>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| {
+        Error::new(
+            Status::Usage,
+            format!("SOURCE_DATE_EPOCH={:?} {why}", value.to_string_lossy()),
+        )
+    };
+    let text = value.to_str().unwrap_or_default();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "is not a number of seconds since 1970 (decimal digits only)",
+        ));
+    }
+    let secs: i64 = text.parse().map_err(|_| invalid("is too large"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if u64::try_from(secs).is_ok_and(|s| s > now) {
+        return Err(invalid("is in the future"));
+    }
+    Ok(Some(secs))
+}
+
+/// The process's umask, set for as long as this lives and restored after: a reproducible build
+/// creates its directories with mode 0755 whatever umask it was started with. The umask belongs
+/// to the whole process; a build is the one job of the process while it runs.
+struct Umask(libc::mode_t);
+
+impl Umask {
+    fn set(mask: libc::mode_t) -> Umask {
+        // SAFETY: umask has no preconditions and cannot fail.
+        Umask(unsafe { libc::umask(mask) })
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        // SAFETY: as in `set`.
+        unsafe { libc::umask(self.0) };
+    }
 }
 
 fn is_root_user() -> bool {

@@ -12,6 +12,7 @@ pub mod bom;
 pub mod build;
 pub mod check;
 pub mod deps;
+pub mod digest;
 pub mod elf;
 pub mod error;
 pub mod fs;

@@ -73,6 +73,10 @@ struct BuildArgs {
     /// the time zone, OpenSSL's configuration and modules, the CA bundle).
     #[arg(long)]
     implicit: bool,
+    /// Show the digest of the image written in the summary (as `copy_bom digest` computes it;
+    /// it reads every file of the image again, so it is not done by default; a manifest has it).
+    #[arg(long)]
+    digest: bool,
     /// Parallel copy jobs (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -196,6 +200,14 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Print the canonical digest of an image tree (`sha256:...`): every path with its type,
+    /// mode, owner, size, mtime (seconds) and content or link target; README.md "Image digest"
+    /// says how to recompute it.
+    Digest {
+        /// The image root to digest.
+        #[arg(long)]
+        root: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -298,6 +310,9 @@ fn main() -> ExitCode {
             };
             run_check(&root, loader_config, json, &options, strict)
         }
+        Some(Command::Digest { root }) => {
+            copy_bom::digest::digest_image(&root).and_then(|d| out(&format!("{}\n", d.digest)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -368,6 +383,8 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
             .build_global()
             .map_err(|e| Error::new(Status::Usage, format!("--jobs: {e}")))?;
     }
+    let epoch =
+        copy_bom::build::source_date_epoch(std::env::var_os("SOURCE_DATE_EPOCH").as_deref())?;
     let opts = BuildOptions {
         bom: file,
         root,
@@ -381,6 +398,8 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         manifest: args.manifest,
         check: !args.no_check,
         implicit: args.implicit,
+        digest: args.digest,
+        source_date_epoch: epoch,
     };
     let start = Instant::now();
     let bar = progress_bar();
@@ -398,7 +417,13 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         Some(_) if quiet => Ok(()),
         Some(s) => out(&format!(
             "{}\n",
-            report::summary_line(s, outcome.warnings.len(), start.elapsed())
+            report::summary_line(
+                s,
+                outcome.warnings.len(),
+                // A reproducible build's output does not depend on the time either.
+                epoch.is_none().then(|| start.elapsed()),
+                outcome.digest.as_deref()
+            )
         )),
     }
 }

@@ -1,6 +1,7 @@
-//! `--manifest FILE`: one JSON record per path the plan put in the image, with
-//! why it is there, in path order. Files are hashed (SHA-256, in parallel)
-//! only when a manifest is asked for.
+//! `--manifest FILE`: the digest of the image written (see [`crate::digest`]) and one JSON record
+//! per path the plan put in it, with why it is there, in path order:
+//! `{"digest": "sha256:...", "paths": [...]}`. The files' SHA-256 come from the digest, which
+//! hashed every file of the image once (in parallel); only a manifest or `--digest` pays for it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::digest::ImageDigest;
 use crate::error::{Error, Result, Status};
 use crate::fs::{ImagePath, ImageRoot};
 use crate::plan::image::{ImageMap, Node, NodeKind};
-use crate::plan::{Op, Plan, sha256_reader};
+use crate::plan::{Op, Plan};
 
 /// One path of the image.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -28,9 +30,23 @@ pub struct Record {
     pub sha256: Option<String>,
 }
 
+/// The whole manifest: what `--manifest` writes.
+#[derive(Debug, Serialize)]
+pub struct Manifest<'a> {
+    /// The digest of the whole image (every path under the root, not only those listed).
+    pub digest: &'a str,
+    pub paths: &'a [Record],
+}
+
 /// Describes every path of `map` as written under `root`, and the parent
-/// directories created on the way (the image root itself excepted).
-pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Record>> {
+/// directories created on the way (the image root itself excepted). The files'
+/// hashes are taken from `digest`, made of the same image.
+pub fn records(
+    plan: &Plan,
+    map: &ImageMap,
+    root: &ImageRoot,
+    digest: &ImageDigest,
+) -> Result<Vec<Record>> {
     let mut paths: BTreeMap<ImagePath, Option<&Node>> = BTreeMap::new();
     for (path, node) in &map.nodes {
         paths.insert(path.clone(), Some(node));
@@ -48,11 +64,17 @@ pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Reco
     let paths: Vec<_> = paths.into_iter().collect();
     paths
         .par_iter()
-        .map(|(path, node)| record(plan, root, path, *node))
+        .map(|(path, node)| record(plan, root, digest, path, *node))
         .collect()
 }
 
-fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Result<Record> {
+fn record(
+    plan: &Plan,
+    root: &ImageRoot,
+    digest: &ImageDigest,
+    path: &Path,
+    node: Option<&Node>,
+) -> Result<Record> {
     let meta = root
         .lstat(path)
         .map_err(|e| fail(path, e))?
@@ -61,16 +83,8 @@ fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Re
         None | Some(NodeKind::Dir) => ("dir", None, None),
         Some(NodeKind::Link { target }) => ("link", Some(target.clone()), None),
         Some(NodeKind::Special) => ("special", None, None),
-        Some(NodeKind::Generated { .. }) => {
-            let file = root.open_file(path).map_err(|e| fail(path, e))?;
-            let h = sha256_reader(file).map_err(|e| fail(path, e))?;
-            ("file", None, Some(h))
-        }
-        Some(NodeKind::File { src }) => {
-            let file = root.open_file(path).map_err(|e| fail(path, e))?;
-            let h = sha256_reader(file).map_err(|e| fail(path, e))?;
-            ("file", Some(src.clone()), Some(h))
-        }
+        Some(NodeKind::Generated { .. }) => ("file", None, Some(file_hash(digest, path)?)),
+        Some(NodeKind::File { src }) => ("file", Some(src.clone()), Some(file_hash(digest, path)?)),
     };
     Ok(Record {
         path: path.to_path_buf(),
@@ -86,9 +100,17 @@ fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Re
     })
 }
 
-/// Writes the records as a JSON array.
-pub fn write(path: &Path, records: &[Record]) -> Result<()> {
-    let text = serde_json::to_string_pretty(records)
+/// The SHA-256 the digest found for the regular file at `path`.
+fn file_hash(digest: &ImageDigest, path: &Path) -> Result<String> {
+    match digest.files.get(path) {
+        Some(h) => Ok(h.clone()),
+        None => Err(fail(path, std::io::ErrorKind::NotFound.into())),
+    }
+}
+
+/// Writes the manifest as JSON.
+pub fn write(path: &Path, manifest: &Manifest<'_>) -> Result<()> {
+    let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| Error::new(Status::FileCopy, format!("manifest: {e}")))?;
     std::fs::write(path, text + "\n").map_err(|e| {
         Error::new(

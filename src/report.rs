@@ -353,9 +353,16 @@ pub fn implied_note_line(n: &ImpliedNote) -> String {
 }
 
 /// One line: files copied / unchanged, libraries, links, dirs, bytes, time.
-pub fn summary_line(s: &Summary, warnings: usize, elapsed: Duration) -> String {
-    format!(
-        "copy_bom: {} files copied, {} unchanged ({} libraries), {} links, {} dirs, {}, {} warnings, {:.2}s",
+/// The one line a build ends with: the time it took when given, the image's digest at its end
+/// when it was computed.
+pub fn summary_line(
+    s: &Summary,
+    warnings: usize,
+    elapsed: Option<Duration>,
+    digest: Option<&str>,
+) -> String {
+    let mut line = format!(
+        "copy_bom: {} files copied, {} unchanged ({} libraries), {} links, {} dirs, {}, {} warnings",
         s.files_copied,
         s.files_unchanged,
         s.libraries,
@@ -363,8 +370,14 @@ pub fn summary_line(s: &Summary, warnings: usize, elapsed: Duration) -> String {
         s.dirs,
         human_bytes(s.bytes),
         warnings,
-        elapsed.as_secs_f64()
-    )
+    );
+    if let Some(t) = elapsed {
+        line += &format!(", {:.2}s", t.as_secs_f64());
+    }
+    if let Some(d) = digest {
+        line += &format!(", image {d}");
+    }
+    line
 }
 
 fn human_bytes(b: u64) -> String {

@@ -28,6 +28,20 @@ const MODE_BITS: u32 = 0o7777;
 pub struct CopyOptions {
     /// Keep owner and group (only root may give files away, so set this when running as root).
     pub preserve_owner: bool,
+    /// `SOURCE_DATE_EPOCH`: no mtime given to anything is later than this.
+    pub epoch: Option<FileTime>,
+}
+
+impl CopyOptions {
+    /// The mtime a copy of a source with mtime `t` gets: `t`, clamped to the epoch if there is
+    /// one. The quick check compares a destination with this, so that a rerun of a reproducible
+    /// build finds its own copies up to date.
+    fn mtime(&self, t: FileTime) -> FileTime {
+        match self.epoch {
+            Some(epoch) if t > epoch => epoch,
+            _ => t,
+        }
+    }
 }
 
 /// What a write did, so the caller can report copied versus unchanged files.
@@ -149,8 +163,15 @@ impl ImageRoot {
                 io::ErrorKind::IsADirectory,
                 "is a directory, will not replace it with a file",
             )),
-            // rsync's quick check: same size and same modification time means same content.
-            Ok(st) if st.is_file() && st.size == want.size && st.mtime == want.attrs.mtime => {
+            // rsync's quick check: same size and same modification time means same content. A
+            // source newer than the epoch has lost its mtime to the clamp: every later change of
+            // it would look the same, so its content decides (read, not written, when equal).
+            Ok(st)
+                if st.is_file()
+                    && st.size == want.size
+                    && st.mtime == opts.mtime(want.attrs.mtime)
+                    && (st.mtime == want.attrs.mtime || same_content(src, dir, &name, dest)?) =>
+            {
                 refresh(dir, &name, &st, &want.attrs, opts, false)
                     .map_err(|err| path_error(dest, err))?;
                 Ok(Outcome::Unchanged)
@@ -403,6 +424,35 @@ impl ImageRoot {
     }
 }
 
+/// Whether the host file `src` and the file `name` in `dir` (never followed), the image's `dest`,
+/// hold the same bytes.
+fn same_content(src: &Path, dir: BorrowedFd<'_>, name: &CStr, dest: &Path) -> io::Result<bool> {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    const CHUNK: usize = 256 * 1024;
+    let ours = sys::openat(dir, name, flags, 0).map_err(|err| path_error(dest, err))?;
+    let ours = File::from(ours);
+    let mut ours = io::BufReader::with_capacity(CHUNK, ours);
+    let theirs = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(src)
+        .map_err(|err| path_error(src, err))?;
+    let mut theirs = io::BufReader::with_capacity(CHUNK, theirs);
+    loop {
+        let a = io::BufRead::fill_buf(&mut ours).map_err(|err| path_error(dest, err))?;
+        let b = io::BufRead::fill_buf(&mut theirs).map_err(|err| path_error(src, err))?;
+        let n = a.len().min(b.len());
+        if n == 0 {
+            return Ok(a.is_empty() && b.is_empty());
+        }
+        if a[..n] != b[..n] {
+            return Ok(false);
+        }
+        io::BufRead::consume(&mut ours, n);
+        io::BufRead::consume(&mut theirs, n);
+    }
+}
+
 /// Only regular files have content to copy (a FIFO would also block the open).
 fn check_regular(src: &Path, meta: &Metadata) -> io::Result<()> {
     if meta.is_dir() {
@@ -446,8 +496,8 @@ fn refresh(
     if !now.is_symlink() && (chowned || now.mode != want.mode) {
         sys::lchmodat(dir, name, want.mode)?;
     }
-    if mtime && now.mtime != want.mtime {
-        sys::set_mtime_at(dir, name, want.mtime)?;
+    if mtime && now.mtime != opts.mtime(want.mtime) {
+        sys::set_mtime_at(dir, name, opts.mtime(want.mtime))?;
     }
     Ok(())
 }
@@ -472,7 +522,7 @@ fn replace_with(
             if !is_link {
                 sys::lchmodat(dir, &tmp, a.mode)?;
             }
-            sys::set_mtime_at(dir, &tmp, a.mtime)?;
+            sys::set_mtime_at(dir, &tmp, opts.mtime(a.mtime))?;
         }
         sys::renameat(dir, &tmp, name)
     })();
@@ -527,7 +577,7 @@ fn write_atomically(
                 sys::fchown(fd, attrs.uid, attrs.gid)?;
             }
             sys::fchmod(fd, attrs.mode)?;
-            sys::set_mtime(fd, attrs.mtime)?;
+            sys::set_mtime(fd, opts.mtime(attrs.mtime))?;
             sys::renameat(dir, &tmp, name)
         };
         set().map_err(|err| path_error(dest, err))?;

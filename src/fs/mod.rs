@@ -11,9 +11,11 @@
 //! [`ImageRoot::create_dir_all`], [`ImageRoot::make_symlink`], [`ImageRoot::make_special`] and
 //! [`ImageRoot::copy_file`] with image paths (each creates its missing parents). A dir copy is
 //! [`scan_tree`], its entries written parents first, then [`ImageRoot::copy_dir_metadata`] on
-//! each directory children first (writing a child changes its parent's mtime). Readers (the
-//! validation, `check`) use [`ImageRoot::lstat`], [`ImageRoot::stat_followed`] and
-//! [`ImageRoot::resolve`], or [`rooted::resolve_in_root`] for a tree that is not being written.
+//! each directory children first (writing a child changes its parent's mtime); a reproducible
+//! build ends with [`ImageRoot::clamp_mtimes`]. Readers (the validation, `check`) use
+//! [`ImageRoot::lstat`], [`ImageRoot::stat_followed`] and [`ImageRoot::resolve`], or
+//! [`rooted::resolve_in_root`] for a tree that is not being written; [`ImageRoot::walk_post_order`]
+//! reads the whole image (the digest).
 
 mod copy;
 mod excludes;
@@ -24,6 +26,7 @@ mod root;
 pub mod rooted;
 mod sys;
 mod tree;
+mod walk;
 mod wildmatch;
 
 pub use copy::{CopyOptions, ImageDir, Outcome, Scanned};
@@ -35,6 +38,7 @@ pub use root::ImageRoot;
 pub use rooted::resolve_in_root;
 pub use sys::{FileKind, Stat};
 pub use tree::{EntryKind, TreeEntry, TreeScan, scan_tree};
+pub use walk::Visit;
 
 use std::io;
 use std::path::Path;

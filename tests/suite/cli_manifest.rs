@@ -42,8 +42,7 @@ fn sha256_hex(path: &Path) -> String {
 
 fn read_manifest(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap();
-    serde_json::from_str::<serde_json::Value>(&text)
-        .unwrap()
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["paths"]
         .as_array()
         .unwrap()
         .clone()
@@ -293,4 +292,38 @@ fn quick_check_compares_size_and_mtime_with_the_image_file() {
         .success()
         .stdout(predicates::str::contains("1 files copied, 1 unchanged"));
     assert_eq!(ws.image_file("x/a"), "a");
+}
+
+/// The manifest's digest is the image's (as `copy_bom digest` and the Python reference of
+/// README.md compute it); `--digest` shows it in the summary, which has none by default.
+#[test]
+fn manifest_and_summary_carry_the_image_digest() {
+    let ws = Ws::new();
+    workspace(&ws);
+    let manifest = ws.path().join("manifest.json");
+    let out = ws
+        .run("app.yaml", &["--manifest", manifest.to_str().unwrap()])
+        .success();
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["digest", "paths"]);
+    let digest = v["digest"].as_str().unwrap();
+    assert_eq!(digest, crate::digest::digest(&ws.root()));
+    assert_eq!(digest, crate::digest::python_digest(&ws.root()));
+    let summary = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        summary.ends_with(&format!(", image {digest}\n")),
+        "{summary}"
+    );
+
+    let out = ws.run("app.yaml", &[]).success();
+    let summary = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(!summary.contains("sha256:"), "{summary}");
+    let out = ws.run("app.yaml", &["--digest"]).success();
+    let summary = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        summary.ends_with(&format!(", image {digest}\n")),
+        "{summary}"
+    );
 }

@@ -13,6 +13,7 @@ use tempfile::TempDir;
 
 const OPTS: CopyOptions = CopyOptions {
     preserve_owner: false,
+    epoch: None,
 };
 
 struct Fixture {
@@ -269,6 +270,7 @@ fn owner_is_kept_when_asked() {
         let dest = fx.path("dest/owned");
         let opts = CopyOptions {
             preserve_owner: true,
+            epoch: None,
         };
         copy_file(&src, &dest, &opts).unwrap();
         let meta = fs::metadata(&dest).unwrap();
@@ -418,6 +420,7 @@ fn a_link_from_a_dir_copy_keeps_its_owner_as_root() {
         let (image, p) = image_of(&link);
         let opts = CopyOptions {
             preserve_owner: true,
+            epoch: None,
         };
         image
             .make_symlink(Path::new("t"), &p, Some(&source), &opts)
@@ -470,6 +473,7 @@ fn a_char_device_is_recreated_with_its_number_and_owner() {
         let (image, p) = image_of(&dev);
         let opts = CopyOptions {
             preserve_owner: true,
+            epoch: None,
         };
         image.make_special(&p, &source, &opts).unwrap();
         let meta = fs::symlink_metadata(&dev).unwrap();

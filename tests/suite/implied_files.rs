@@ -204,7 +204,8 @@ fn implied_lines(text: &str) -> Vec<&str> {
 fn manifest(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v.as_array()
+    v["paths"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|r| {
