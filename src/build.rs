@@ -1,7 +1,7 @@
 //! The main job: boms → plan → libraries → validation → image. Every check
 //! runs before the first write, so bad input leaves the root untouched.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::apply::{self, Summary};
 use crate::bom;
@@ -14,7 +14,9 @@ use crate::implied;
 use crate::instance::config::OcclumConfig;
 use crate::manifest;
 use crate::plan::image::ImageMap;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Op, Plan, PlanOptions, PlannedOp};
+use crate::provenance::sbom::{self, SbomFormat};
+use crate::provenance::{self, Database, status_d};
 use crate::report;
 
 /// Everything the main job needs (the command line, minus presentation).
@@ -38,6 +40,11 @@ pub struct BuildOptions {
     pub check: bool,
     /// Add the files the image's C library opens for the functions its programs import.
     pub implicit: bool,
+    /// Write a software bill of materials of the image here (after writing it).
+    pub sbom: Option<PathBuf>,
+    pub sbom_format: SbomFormat,
+    /// Write the dpkg records of the image's packages into it (`var/lib/dpkg/status.d/`).
+    pub dpkg_status: bool,
 }
 
 /// The result of a run that got as far as a plan.
@@ -62,6 +69,7 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         missing,
         config,
         headers,
+        mut provenance,
     } = plan_image(opts)?;
     let mut check = None;
     let summary = if opts.dry_run {
@@ -77,6 +85,9 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         let summary = apply::apply(&plan, &map, &root, &copy, progress)?;
         if let Some(path) = &opts.manifest {
             manifest::write(path, &manifest::records(&plan, &map, &root)?)?;
+        }
+        if let (Some(path), Some(p)) = (&opts.sbom, provenance.as_mut()) {
+            write_sbom(path, opts, &plan, &map, &root, p)?;
         }
         if opts.check {
             let report = check::check_image(&opts.root, &config, &headers)?;
@@ -198,6 +209,15 @@ struct Planned {
     config: LoaderConfig,
     /// ELF headers of the analysed files, by image path.
     headers: KnownHeaders,
+    /// When attribution is asked for (`--sbom`, `--dpkg-status`).
+    provenance: Option<Provenance>,
+}
+
+/// What attributing the image needs, read and checked before the first write.
+struct Provenance {
+    database: Database,
+    /// The SBOM's creation time (`SOURCE_DATE_EPOCH`, else now).
+    created: String,
 }
 
 fn plan_image(opts: &BuildOptions) -> Result<Planned> {
@@ -261,6 +281,15 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
             (map, libs) = with_libraries(&mut plan, &opts.root, &deps_opts)?;
         }
     }
+    // The database is read only when attribution is asked for, and before the first write.
+    let mut provenance = if opts.sbom.is_some() || opts.dpkg_status {
+        Some(read_provenance(deps_opts.sysroot.as_deref())?)
+    } else {
+        None
+    };
+    if let (true, Some(p)) = (opts.dpkg_status, provenance.as_mut()) {
+        add_status_files(&mut plan, &mut map, &mut p.database)?;
+    }
     plan::validate(&plan, &map)?;
     warnings.extend(
         libs.warnings
@@ -292,6 +321,73 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         missing: libs.missing,
         config,
         headers: libs.headers,
+        provenance,
+    })
+}
+
+/// Reads the dpkg database of the sysroot (or the host) and the SBOM's creation time.
+fn read_provenance(sysroot: Option<&Path>) -> Result<Provenance> {
+    let root = sysroot.unwrap_or(Path::new("/"));
+    let database = Database::read(root).map_err(|e| Error::new(Status::NotFound, e.to_string()))?;
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let created = sbom::creation_time(epoch.as_deref())
+        .map_err(|e| Error::new(Status::Usage, e.to_string()))?;
+    Ok(Provenance { database, created })
+}
+
+/// `--dpkg-status`: the status.d records of the image's packages join the plan (and so the
+/// validation and the dry run) as files copy_bom writes.
+fn add_status_files(plan: &mut Plan, map: &mut ImageMap, db: &mut Database) -> Result<()> {
+    let attribution = provenance::attribute(plan, map, db);
+    let files = status_d::status_files(&attribution).map_err(|e| {
+        Error::new(
+            Status::FileCopy,
+            format!("--dpkg-status: cannot read a source: {e}"),
+        )
+    })?;
+    for f in files {
+        map.place_record(f.dest.clone(), &f.text, plan.ops.len());
+        plan.ops.push(PlannedOp {
+            bom: 0,
+            at: None,
+            op: Op::Record {
+                dest: f.dest,
+                text: f.text,
+                why: f.why,
+            },
+        });
+    }
+    Ok(())
+}
+
+/// `--sbom`: the written image, attributed and hashed, as CycloneDX or SPDX.
+fn write_sbom(
+    path: &Path,
+    opts: &BuildOptions,
+    plan: &Plan,
+    map: &ImageMap,
+    root: &ImageRoot,
+    p: &mut Provenance,
+) -> Result<()> {
+    let attribution = provenance::attribute(plan, map, &mut p.database);
+    let hashes = sbom::hash_files(root, &attribution)
+        .map_err(|e| Error::new(Status::FileCopy, e.to_string()))?;
+    let name = opts
+        .bom
+        .file_name()
+        .map_or_else(|| "image".to_string(), |n| n.to_string_lossy().into_owned());
+    let doc = sbom::Document {
+        name: &name,
+        created: &p.created,
+        // The image's canonical digest is not known here.
+        image_digest: None,
+    };
+    let text = sbom::document(opts.sbom_format, &attribution, &hashes, &doc);
+    std::fs::write(path, text).map_err(|e| {
+        Error::new(
+            Status::FileCopy,
+            format!("cannot write the SBOM {}: {e}", path.display()),
+        )
     })
 }
 

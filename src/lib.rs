@@ -20,5 +20,6 @@ pub mod instance;
 pub mod ldso;
 pub mod manifest;
 pub mod plan;
+pub mod provenance;
 pub mod report;
 pub mod trace;

@@ -98,7 +98,9 @@ pub fn write(path: &Path, records: &[Record]) -> Result<()> {
     })
 }
 
-fn why(plan: &Plan, op: usize) -> String {
+/// Why the operation `op` is in the plan: its bom entry (`file:line:column`), or the reason
+/// copy_bom added it (a library, an implied file, a record).
+pub fn why(plan: &Plan, op: usize) -> String {
     match plan.ops.get(op) {
         Some(p) => match (&p.at, &p.op) {
             (Some(at), _) => at.clone(),
@@ -118,6 +120,7 @@ fn why(plan: &Plan, op: usize) -> String {
                 format!("library {name}{how} needed by {}", needed_by.display())
             }
             (None, Op::Implied { why, .. }) => format!("implied: {why}"),
+            (None, Op::Record { why, .. }) => why.clone(),
             (None, _) => String::new(),
         },
         None => String::new(),
