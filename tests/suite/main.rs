@@ -36,6 +36,7 @@ mod ldso_rules;
 mod ldso_sysroot;
 mod ldso_system;
 mod malformed_elf;
+mod provenance_sbom;
 mod safety_bad_input;
 mod safety_confinement;
 mod safety_interrupt;
