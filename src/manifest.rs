@@ -12,6 +12,7 @@ use crate::error::{Error, Result, Status};
 use crate::fs::{ImagePath, ImageRoot};
 use crate::plan::image::{ImageMap, Node, NodeKind};
 use crate::plan::{Op, Plan, sha256_reader};
+use crate::provenance::Attribution;
 
 /// One path of the image.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -26,11 +27,29 @@ pub struct Record {
     pub size: u64,
     pub mode: u32,
     pub sha256: Option<String>,
+    /// With `--sbom` or `--dpkg-status` (the dpkg database is read then): the Debian package
+    /// owning a regular file's content, or null when none does. Absent otherwise: reading the
+    /// database is not paid for by a plain manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<Option<PackageRef>>,
+}
+
+/// A Debian package, as the manifest names it.
+#[derive(Debug, Serialize, PartialEq, Eq, Clone)]
+pub struct PackageRef {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
 }
 
 /// Describes every path of `map` as written under `root`, and the parent
 /// directories created on the way (the image root itself excepted).
-pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Record>> {
+pub fn records(
+    plan: &Plan,
+    map: &ImageMap,
+    root: &ImageRoot,
+    attribution: Option<&Attribution>,
+) -> Result<Vec<Record>> {
     let mut paths: BTreeMap<ImagePath, Option<&Node>> = BTreeMap::new();
     for (path, node) in &map.nodes {
         paths.insert(path.clone(), Some(node));
@@ -46,10 +65,33 @@ pub fn records(plan: &Plan, map: &ImageMap, root: &ImageRoot) -> Result<Vec<Reco
     }
     paths.remove(&ImagePath::root());
     let paths: Vec<_> = paths.into_iter().collect();
-    paths
+    let mut records: Vec<Record> = paths
         .par_iter()
         .map(|(path, node)| record(plan, root, path, *node))
-        .collect()
+        .collect::<Result<_>>()?;
+    if let Some(a) = attribution {
+        let owners: BTreeMap<&Path, Option<PackageRef>> = a
+            .files
+            .iter()
+            .map(|f| {
+                let package = f
+                    .package
+                    .and_then(|i| a.packages.get(i))
+                    .map(|u| PackageRef {
+                        name: u.package.name.clone(),
+                        version: u.package.version.clone(),
+                        architecture: u.package.architecture.clone(),
+                    });
+                (f.path.as_path(), package)
+            })
+            .collect();
+        for r in &mut records {
+            if let Some(p) = owners.get(r.path.as_path()) {
+                r.package = Some(p.clone());
+            }
+        }
+    }
+    Ok(records)
 }
 
 fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Result<Record> {
@@ -83,6 +125,7 @@ fn record(plan: &Plan, root: &ImageRoot, path: &Path, node: Option<&Node>) -> Re
         size: if kind == "file" { meta.size } else { 0 },
         mode: meta.mode,
         sha256,
+        package: None,
     })
 }
 

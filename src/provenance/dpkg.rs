@@ -4,12 +4,12 @@
 //!
 //! dpkg records paths as the package shipped them. On a merged-/usr system (`/lib -> usr/lib`)
 //! a list says `/lib/x86_64-linux-gnu/libc.so.6` for the file a loader finds as
-//! `/usr/lib/x86_64-linux-gnu/libc.so.6`, and the reverse happens too; so every listed path is
-//! keyed by its canonical spelling (its directories' links followed inside the root), and so is
-//! every path looked up.
+//! `/usr/lib/x86_64-linux-gnu/libc.so.6`, and the reverse happens too; so listed paths and
+//! looked-up paths are compared in their canonical spelling (their directories' links followed
+//! inside the root).
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -40,19 +40,24 @@ pub struct Package {
     pub architecture: String,
     /// Its paragraph of the status file, verbatim: what `--dpkg-status` writes.
     pub control: String,
-    /// The paths its list file names, canonical (directories included).
+    /// The paths its list file names, as dpkg spells them (directories included).
     pub paths: Vec<PathBuf>,
 }
 
-/// The installed packages of one root and the owner of every path they list.
+/// A package owning a path, and the canonical path it lists (the content, or the link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// Index into [`Database::packages`].
+    pub package: usize,
+    pub content: PathBuf,
+}
+
+/// The installed packages of one root and the paths they list.
 #[derive(Debug)]
 pub struct Database {
     root: PathBuf,
     /// Sorted by name, then architecture.
     pub packages: Vec<Package>,
-    /// Canonical path → index into `packages` (the first in that order when several list it:
-    /// only directories are shared, and diverted files).
-    owners: HashMap<PathBuf, usize>,
     canonical: Canonical,
 }
 
@@ -72,35 +77,19 @@ impl Database {
             .collect();
         packages.sort_by(|a, b| (&a.name, &a.architecture).cmp(&(&b.name, &b.architecture)));
         packages.dedup_by(|a, b| (&a.name, &a.architecture) == (&b.name, &b.architecture));
-        let lists = read_lists(&admin.join("info"), &packages)?;
-        let image = ImageRoot::open_existing(root).map_err(|source| DpkgError::Root {
-            root: root.to_path_buf(),
-            source,
-        })?;
-        let mut canonical = Canonical::new(image);
-        let mut owners = HashMap::new();
-        for (index, listed) in lists {
-            let paths: Vec<PathBuf> = listed.iter().map(|p| canonical.path(p, false)).collect();
-            for p in &paths {
-                owners.entry(p.clone()).or_insert(index);
-            }
+        for (index, paths) in read_lists(&admin.join("info"), &packages)? {
             if let Some(package) = packages.get_mut(index) {
                 package.paths = paths;
             }
         }
-        // Lists were read in any order; the owner of a shared path must not depend on it.
-        for (index, package) in packages.iter().enumerate() {
-            for p in &package.paths {
-                if let Some(owner) = owners.get_mut(p) {
-                    *owner = (*owner).min(index);
-                }
-            }
-        }
+        let image = ImageRoot::open_existing(root).map_err(|source| DpkgError::Root {
+            root: root.to_path_buf(),
+            source,
+        })?;
         Ok(Database {
             root: root.to_path_buf(),
             packages,
-            owners,
-            canonical,
+            canonical: Canonical::new(image),
         })
     }
 
@@ -109,32 +98,69 @@ impl Database {
         &self.root
     }
 
-    /// The package owning the content of `path` (a path inside the root): the file a link there
-    /// finally leads to, so that a program reached through `/usr/bin/redis-server ->
-    /// redis-check-rdb` is attributed to the package that ships `redis-check-rdb`. When no
-    /// package owns the content, the package owning the link itself, if any.
-    pub fn owner(&mut self, path: &Path) -> Option<usize> {
-        let content = self.canonical.path(path, true);
-        if let Some(i) = self.owners.get(&content) {
-            return Some(*i);
+    /// The owner of the content of each of `paths` (paths inside the root): the package listing
+    /// the file a link there finally leads to, so that a program reached through
+    /// `/usr/bin/redis-server -> redis-check-rdb` is attributed to the package that ships
+    /// `redis-check-rdb`; when no package lists the content, the package listing the link
+    /// itself. Paths compare in canonical spelling, so merged-/usr aliases meet.
+    ///
+    /// Only the listed paths with the file name of a wanted path are respelled: an image holds
+    /// a few thousand files, the lists a hundred thousand paths or more.
+    pub fn owners(&mut self, paths: &[PathBuf]) -> Vec<Option<Owned>> {
+        let wanted: Vec<(PathBuf, PathBuf)> = paths
+            .iter()
+            .map(|p| (self.canonical.path(p, true), self.canonical.path(p, false)))
+            .collect();
+        let names: HashSet<&OsStr> = wanted
+            .iter()
+            .flat_map(|(content, own)| [content.file_name(), own.file_name()])
+            .flatten()
+            .collect();
+        // In package order: a path several packages list (a diverted file) goes to the first.
+        let candidates: Vec<(usize, &PathBuf)> = self
+            .packages
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(i, p)| {
+                p.paths
+                    .iter()
+                    .filter(|l| l.file_name().is_some_and(|n| names.contains(n)))
+                    .map(move |l| (i, l))
+            })
+            .collect();
+        let mut listed: HashMap<OsString, usize> = HashMap::new();
+        for (i, l) in candidates {
+            let at = self.canonical.path(l, false);
+            listed.entry(at.into_os_string()).or_insert(i);
         }
-        let own = self.canonical.path(path, false);
-        self.owners.get(&own).copied()
-    }
-
-    /// The canonical spelling of `path` inside the root, links followed (the last one too).
-    pub fn content_path(&mut self, path: &Path) -> PathBuf {
-        self.canonical.path(path, true)
+        wanted
+            .into_iter()
+            .map(|(content, own)| {
+                let found = |p: &Path| listed.get(p.as_os_str()).copied();
+                match (found(&content), found(&own)) {
+                    (Some(package), _) => Some(Owned { package, content }),
+                    (None, Some(package)) => Some(Owned {
+                        package,
+                        content: own,
+                    }),
+                    (None, None) => None,
+                }
+            })
+            .collect()
     }
 
     /// How many regular files the package has in the root (its list also names directories and
     /// links; those are not counted).
-    pub fn regular_files(&self, index: usize) -> usize {
+    pub fn regular_files(&mut self, index: usize) -> usize {
         let Some(package) = self.packages.get(index) else {
             return 0;
         };
-        package
+        let paths: Vec<PathBuf> = package
             .paths
+            .iter()
+            .map(|p| self.canonical.path(p, false))
+            .collect();
+        paths
             .par_iter()
             .filter(|p| {
                 // Canonical paths hold no links in their directories: this stays in the root.
@@ -236,7 +262,9 @@ pub fn dep5_license(text: &str) -> Option<String> {
 #[derive(Debug)]
 struct Canonical {
     root: ImageRoot,
-    dirs: HashMap<PathBuf, PathBuf>,
+    /// Directory → its canonical spelling, keyed by bytes (hashing a `Path` parses its
+    /// components: several times slower).
+    dirs: HashMap<OsString, PathBuf>,
 }
 
 impl Canonical {
@@ -261,7 +289,7 @@ impl Canonical {
     }
 
     fn dir(&mut self, d: &Path) -> PathBuf {
-        if let Some(found) = self.dirs.get(d) {
+        if let Some(found) = self.dirs.get(d.as_os_str()) {
             return found.clone();
         }
         let resolved = match (d.parent(), d.file_name()) {
@@ -275,7 +303,8 @@ impl Canonical {
             }
             _ => PathBuf::from("/"),
         };
-        self.dirs.insert(d.to_path_buf(), resolved.clone());
+        self.dirs
+            .insert(d.as_os_str().to_os_string(), resolved.clone());
         resolved
     }
 

@@ -15,8 +15,6 @@ pub mod status_d;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 pub use dpkg::{Database, DpkgError, Package};
 
 use crate::fs::ImagePath;
@@ -76,27 +74,38 @@ impl Attribution {
 /// relative source beside a sysroot) are unpackaged.
 pub fn attribute(plan: &Plan, map: &ImageMap, db: &mut Database) -> Attribution {
     let root = std::path::absolute(db.root()).unwrap_or_else(|_| db.root().to_path_buf());
-    let mut owned: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
-    let mut files = Vec::new();
+    let mut nodes = Vec::new();
+    let mut queries = Vec::new();
     for (path, node) in &map.nodes {
         let source = match &node.kind {
             NodeKind::File { src } => Some(src.clone()),
             NodeKind::Generated { .. } => None,
             _ => continue,
         };
-        let owner = source
-            .as_deref()
-            .and_then(|s| in_root(&root, s))
-            .and_then(|p| {
-                let owner = db.owner(&p)?;
-                owned.entry(owner).or_default().insert(db.content_path(&p));
-                Some(owner)
-            });
-        files.push((path.clone(), source, owner, manifest::why(plan, node.op)));
+        let query = source.as_deref().and_then(|s| in_root(&root, s));
+        if let Some(q) = &query {
+            queries.push(q.clone());
+        }
+        nodes.push((path.clone(), source, query.is_some(), node.op));
+    }
+    let mut found = db.owners(&queries).into_iter();
+    let mut owned: BTreeMap<usize, BTreeSet<PathBuf>> = BTreeMap::new();
+    let mut files = Vec::new();
+    for (path, source, queried, op) in nodes {
+        let owner = if queried {
+            found.next().flatten()
+        } else {
+            None
+        };
+        let owner = owner.map(|o| {
+            owned.entry(o.package).or_default().insert(o.content);
+            o.package
+        });
+        files.push((path, source, owner, manifest::why(plan, op)));
     }
     // Database indexes → indexes of the packages the image uses.
     let used: Vec<usize> = owned.keys().copied().collect();
-    let counts: Vec<usize> = used.par_iter().map(|i| db.regular_files(*i)).collect();
+    let counts: Vec<usize> = used.iter().map(|i| db.regular_files(*i)).collect();
     let packages = used
         .iter()
         .zip(counts)

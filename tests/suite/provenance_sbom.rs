@@ -461,6 +461,7 @@ fn a_sysroot_is_attributed_from_its_own_database() {
     let root = t.path().join("image");
     let cdx = t.path().join("sbom.cdx.json");
     let spdx = t.path().join("sbom.spdx.json");
+    let manifest = t.path().join("manifest.json");
     for (out, format) in [(&cdx, "cyclonedx"), (&spdx, "spdx")] {
         build(
             &bom,
@@ -472,9 +473,25 @@ fn a_sysroot_is_attributed_from_its_own_database() {
                 out.to_str().unwrap(),
                 "--sbom-format",
                 format,
+                "--manifest",
+                manifest.to_str().unwrap(),
             ],
         );
     }
+    // With --sbom the manifest names each file's package (null: unpackaged).
+    let records = read_json(&manifest);
+    let package_of = |p: &str| {
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == p)
+            .map(|r| r["package"].clone())
+            .unwrap()
+    };
+    assert_eq!(package_of("/data/data.txt")["name"], PKG);
+    assert_eq!(package_of("/data/data.txt")["version"], VERSION);
+    assert_eq!(package_of("/data/debian_version"), Value::Null);
     let doc = read_json(&cdx);
     let files = cyclonedx_files(&doc);
     assert_eq!(
