@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -278,6 +278,14 @@ impl Canonical {
     /// `p` with its directories' links followed inside the root (and its last component's,
     /// when `follow_last`). What cannot be resolved (missing, a loop) keeps its spelling.
     fn path(&mut self, p: &Path, follow_last: bool) -> PathBuf {
+        // A relative source made absolute may hold "..": only a walk in the root's terms can
+        // tell where it leads.
+        if p.components().any(|c| c == Component::ParentDir) {
+            return self
+                .root
+                .resolve(p, follow_last)
+                .unwrap_or_else(|_| p.to_path_buf());
+        }
         let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
             return PathBuf::from("/");
         };
