@@ -622,3 +622,36 @@ fn dpkg_status_records_parse_and_their_md5sums_match_the_image() {
         "only the copied files: {coreutils}"
     );
 }
+
+#[test]
+fn a_sysroot_without_a_dpkg_database_is_refused_before_any_write() {
+    let t = tempfile::tempdir().unwrap();
+    let sysroot = t.path().join("sysroot");
+    std::fs::create_dir_all(sysroot.join("etc")).unwrap();
+    std::fs::write(sysroot.join("etc/motd"), "hi\n").unwrap();
+    let bom = t.path().join("motd.yaml");
+    std::fs::write(
+        &bom,
+        "targets:\n  - target: /etc\n    copy:\n      - files: [/etc/motd]\n",
+    )
+    .unwrap();
+    let root = t.path().join("image");
+    for extra in [["--sbom", "sbom.json"], ["--dpkg-status", "--dry-run"]] {
+        let out = copy_bom()
+            .current_dir(t.path())
+            .arg("-f")
+            .arg(&bom)
+            .arg("--root")
+            .arg(&root)
+            .arg("--sysroot")
+            .arg(&sysroot)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(255), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("var/lib/dpkg/status"), "{err}");
+        assert!(!root.exists(), "nothing written");
+        assert!(!t.path().join("sbom.json").exists());
+    }
+}
