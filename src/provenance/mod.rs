@@ -63,13 +63,6 @@ pub struct Attribution {
     pub files: Vec<ImageFile>,
 }
 
-impl Attribution {
-    /// The files of the package at `index` of [`Attribution::packages`].
-    pub fn files_of(&self, index: usize) -> impl Iterator<Item = &ImageFile> {
-        self.files.iter().filter(move |f| f.package == Some(index))
-    }
-}
-
 /// Attributes every regular file of `map` with `db`. Sources outside the database's root (a
 /// relative source beside a sysroot) are unpackaged.
 pub fn attribute(plan: &Plan, map: &ImageMap, db: &mut Database) -> Attribution {

@@ -191,3 +191,26 @@ fn id_chars(s: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_license_names_become_spdx_expressions() {
+        let mut extracted = BTreeMap::new();
+        assert_eq!(license_id("GPL-2+", &mut extracted), "GPL-2.0-or-later");
+        assert_eq!(license_id("expat", &mut extracted), "MIT");
+        assert_eq!(
+            license_id("GPL-2+ or Artistic", &mut extracted),
+            "LicenseRef-deb-GPL-2-plus-or-Artistic"
+        );
+        assert_eq!(
+            extracted
+                .get("LicenseRef-deb-GPL-2-plus-or-Artistic")
+                .map(String::as_str),
+            Some("GPL-2+ or Artistic")
+        );
+        assert_eq!(extracted.len(), 1);
+    }
+}
