@@ -1,7 +1,7 @@
 //! The main job: boms → plan → libraries → validation → image. Every check
 //! runs before the first write, so bad input leaves the root untouched.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
 
@@ -17,7 +17,9 @@ use crate::implied;
 use crate::instance::config::OcclumConfig;
 use crate::manifest;
 use crate::plan::image::ImageMap;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Op, Plan, PlanOptions, PlannedOp};
+use crate::provenance::sbom::{self, SbomFormat};
+use crate::provenance::{self, Database, status_d};
 use crate::report;
 
 /// Everything the main job needs (the command line, minus presentation).
@@ -46,6 +48,11 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH` (see [`source_date_epoch`]): no mtime in the image is later, and
     /// the directories created do not depend on the umask.
     pub source_date_epoch: Option<i64>,
+    /// Write a software bill of materials of the image here (after writing it).
+    pub sbom: Option<PathBuf>,
+    pub sbom_format: SbomFormat,
+    /// Write the dpkg records of the image's packages into it (`var/lib/dpkg/status.d/`).
+    pub dpkg_status: bool,
 }
 
 /// The result of a run that got as far as a plan.
@@ -72,6 +79,7 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
         missing,
         config,
         headers,
+        mut provenance,
     } = plan_image(opts)?;
     let mut check = None;
     let mut image_digest = None;
@@ -102,7 +110,13 @@ pub fn build_image(opts: &BuildOptions, progress: &(dyn Fn() + Sync)) -> Result<
                 )
             })?;
         }
-        image_digest = digest_and_manifest(opts, &plan, &map, &root)?;
+        let attribution = provenance
+            .as_mut()
+            .map(|p| attribute(&plan, &map, &mut p.database));
+        image_digest = digest_and_manifest(opts, &plan, &map, &root, attribution.as_ref())?;
+        if let (Some(path), Some(p), Some(a)) = (&opts.sbom, &provenance, &attribution) {
+            write_sbom(path, opts, &root, &p.created, a, image_digest.as_deref())?;
+        }
         if opts.check {
             let report = check::check_image(&opts.root, &config, &headers)?;
             final_check_verdict(&report, opts.strict, &mut warnings)?;
@@ -127,13 +141,14 @@ fn digest_and_manifest(
     plan: &Plan,
     map: &ImageMap,
     root: &ImageRoot,
+    attribution: Option<&provenance::Attribution>,
 ) -> Result<Option<String>> {
-    if !opts.digest && opts.manifest.is_none() {
+    if !opts.digest && opts.manifest.is_none() && opts.sbom.is_none() {
         return Ok(None);
     }
     let digest = digest::digest_root(root)?;
     if let Some(path) = &opts.manifest {
-        let paths = manifest::records(plan, map, root, &digest)?;
+        let paths = manifest::records(plan, map, root, &digest, attribution)?;
         let whole = manifest::Manifest {
             digest: &digest.digest,
             paths: &paths,
@@ -247,6 +262,15 @@ struct Planned {
     config: LoaderConfig,
     /// ELF headers of the analysed files, by image path.
     headers: KnownHeaders,
+    /// When attribution is asked for (`--sbom`, `--dpkg-status`).
+    provenance: Option<Provenance>,
+}
+
+/// What attributing the image needs, read and checked before the first write.
+struct Provenance {
+    database: Database,
+    /// The SBOM's creation time (`SOURCE_DATE_EPOCH`, else now).
+    created: String,
 }
 
 fn plan_image(opts: &BuildOptions) -> Result<Planned> {
@@ -310,6 +334,18 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
             (map, libs) = with_libraries(&mut plan, &opts.root, &deps_opts)?;
         }
     }
+    // The database is read only when attribution is asked for, and before the first write.
+    let mut provenance = if opts.sbom.is_some() || opts.dpkg_status {
+        Some(read_provenance(
+            deps_opts.sysroot.as_deref(),
+            opts.source_date_epoch,
+        )?)
+    } else {
+        None
+    };
+    if let (true, Some(p)) = (opts.dpkg_status, provenance.as_mut()) {
+        add_status_files(&mut plan, &mut map, &mut p.database)?;
+    }
     plan::validate(&plan, &map)?;
     warnings.extend(
         libs.warnings
@@ -341,6 +377,89 @@ fn plan_image(opts: &BuildOptions) -> Result<Planned> {
         missing: libs.missing,
         config,
         headers: libs.headers,
+        provenance,
+    })
+}
+
+/// Reads the dpkg database of the sysroot (or the host) and the SBOM's creation time.
+fn read_provenance(sysroot: Option<&Path>, epoch: Option<i64>) -> Result<Provenance> {
+    let root = sysroot.unwrap_or(Path::new("/"));
+    let start = std::time::Instant::now();
+    let database = Database::read(root).map_err(|e| Error::new(Status::NotFound, e.to_string()))?;
+    tracing::info!(
+        "provenance: the dpkg database of {} ({} packages) read in {:.0?}",
+        root.display(),
+        database.packages.len(),
+        start.elapsed()
+    );
+    let created = sbom::creation_time(epoch);
+    Ok(Provenance { database, created })
+}
+
+/// `--dpkg-status`: the status.d records of the image's packages join the plan (and so the
+/// validation and the dry run) as files copy_bom writes.
+fn add_status_files(plan: &mut Plan, map: &mut ImageMap, db: &mut Database) -> Result<()> {
+    let attribution = provenance::attribute(plan, map, db);
+    let files = status_d::status_files(&attribution).map_err(|e| {
+        Error::new(
+            Status::FileCopy,
+            format!("--dpkg-status: cannot read a source: {e}"),
+        )
+    })?;
+    for f in files {
+        map.place_record(f.dest.clone(), &f.text, plan.ops.len());
+        plan.ops.push(PlannedOp {
+            bom: 0,
+            at: None,
+            op: Op::Record {
+                dest: f.dest,
+                text: f.text,
+                why: f.why,
+            },
+        });
+    }
+    Ok(())
+}
+
+/// The written image's files, attributed (and timed: the cost is shown with `-v`).
+fn attribute(plan: &Plan, map: &ImageMap, db: &mut Database) -> provenance::Attribution {
+    let start = std::time::Instant::now();
+    let attribution = provenance::attribute(plan, map, db);
+    tracing::info!(
+        "provenance: {} files attributed to {} packages in {:.0?}",
+        attribution.files.len(),
+        attribution.packages.len(),
+        start.elapsed()
+    );
+    attribution
+}
+
+/// `--sbom`: the written image, attributed and hashed, as CycloneDX or SPDX.
+fn write_sbom(
+    path: &Path,
+    opts: &BuildOptions,
+    root: &ImageRoot,
+    created: &str,
+    attribution: &provenance::Attribution,
+    image_digest: Option<&str>,
+) -> Result<()> {
+    let hashes = sbom::hash_files(root, attribution)
+        .map_err(|e| Error::new(Status::FileCopy, e.to_string()))?;
+    let name = opts
+        .bom
+        .file_name()
+        .map_or_else(|| "image".to_string(), |n| n.to_string_lossy().into_owned());
+    let doc = sbom::Document {
+        name: &name,
+        created,
+        image_digest,
+    };
+    let text = sbom::document(opts.sbom_format, attribution, &hashes, &doc);
+    std::fs::write(path, text).map_err(|e| {
+        Error::new(
+            Status::FileCopy,
+            format!("cannot write the SBOM {}: {e}", path.display()),
+        )
     })
 }
 

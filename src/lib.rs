@@ -21,6 +21,7 @@ pub mod instance;
 pub mod ldso;
 pub mod manifest;
 pub mod plan;
+pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod trace;

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use copy_bom::build::{BuildOptions, build_image};
 use copy_bom::deps::{FileDeps, LoaderConfig, ResolveOptions};
 use copy_bom::error::{Error, Status};
+use copy_bom::provenance::sbom::SbomFormat;
 use copy_bom::report::{escape, escape_lines};
 use copy_bom::{check, ldso, report};
 
@@ -77,6 +78,17 @@ struct BuildArgs {
     /// it reads every file of the image again, so it is not done by default; a manifest has it).
     #[arg(long)]
     digest: bool,
+    /// Write a software bill of materials of the image to this file: every file with its hashes
+    /// and its Debian package (from the dpkg database of the host, or of --sysroot).
+    #[arg(long)]
+    sbom: Option<PathBuf>,
+    /// The SBOM's format: CycloneDX 1.6 or SPDX 2.3, both JSON.
+    #[arg(long, value_enum, default_value_t, requires = "sbom")]
+    sbom_format: SbomFormat,
+    /// Also write the dpkg records of the image's packages into it, as distroless images do:
+    /// var/lib/dpkg/status.d/PACKAGE and PACKAGE.md5sums (the copied files only).
+    #[arg(long)]
+    dpkg_status: bool,
     /// Parallel copy jobs (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -400,6 +412,9 @@ fn run_build(args: BuildArgs, quiet: bool) -> Result<(), Error> {
         implicit: args.implicit,
         digest: args.digest,
         source_date_epoch: epoch,
+        sbom: args.sbom,
+        sbom_format: args.sbom_format,
+        dpkg_status: args.dpkg_status,
     };
     let start = Instant::now();
     let bar = progress_bar();

@@ -14,6 +14,7 @@ use crate::error::{Error, Result, Status};
 use crate::fs::{ImagePath, ImageRoot};
 use crate::plan::image::{ImageMap, Node, NodeKind};
 use crate::plan::{Op, Plan};
+use crate::provenance::Attribution;
 
 /// One path of the image.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -28,6 +29,19 @@ pub struct Record {
     pub size: u64,
     pub mode: u32,
     pub sha256: Option<String>,
+    /// With `--sbom` or `--dpkg-status` (the dpkg database is read then): the Debian package
+    /// owning a regular file's content, or null when none does. Absent otherwise: reading the
+    /// database is not paid for by a plain manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<Option<PackageRef>>,
+}
+
+/// A Debian package, as the manifest names it.
+#[derive(Debug, Serialize, PartialEq, Eq, Clone)]
+pub struct PackageRef {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
 }
 
 /// The whole manifest: what `--manifest` writes.
@@ -46,6 +60,7 @@ pub fn records(
     map: &ImageMap,
     root: &ImageRoot,
     digest: &ImageDigest,
+    attribution: Option<&Attribution>,
 ) -> Result<Vec<Record>> {
     let mut paths: BTreeMap<ImagePath, Option<&Node>> = BTreeMap::new();
     for (path, node) in &map.nodes {
@@ -62,10 +77,33 @@ pub fn records(
     }
     paths.remove(&ImagePath::root());
     let paths: Vec<_> = paths.into_iter().collect();
-    paths
+    let mut records: Vec<Record> = paths
         .par_iter()
         .map(|(path, node)| record(plan, root, digest, path, *node))
-        .collect()
+        .collect::<Result<_>>()?;
+    if let Some(a) = attribution {
+        let owners: BTreeMap<&Path, Option<PackageRef>> = a
+            .files
+            .iter()
+            .map(|f| {
+                let package = f
+                    .package
+                    .and_then(|i| a.packages.get(i))
+                    .map(|u| PackageRef {
+                        name: u.package.name.clone(),
+                        version: u.package.version.clone(),
+                        architecture: u.package.architecture.clone(),
+                    });
+                (f.path.as_path(), package)
+            })
+            .collect();
+        for r in &mut records {
+            if let Some(p) = owners.get(r.path.as_path()) {
+                r.package = Some(p.clone());
+            }
+        }
+    }
+    Ok(records)
 }
 
 fn record(
@@ -97,6 +135,7 @@ fn record(
         size: if kind == "file" { meta.size } else { 0 },
         mode: meta.mode,
         sha256,
+        package: None,
     })
 }
 
@@ -120,7 +159,9 @@ pub fn write(path: &Path, manifest: &Manifest<'_>) -> Result<()> {
     })
 }
 
-fn why(plan: &Plan, op: usize) -> String {
+/// Why the operation `op` is in the plan: its bom entry (`file:line:column`), or the reason
+/// copy_bom added it (a library, an implied file, a record).
+pub fn why(plan: &Plan, op: usize) -> String {
     match plan.ops.get(op) {
         Some(p) => match (&p.at, &p.op) {
             (Some(at), _) => at.clone(),
@@ -140,6 +181,7 @@ fn why(plan: &Plan, op: usize) -> String {
                 format!("library {name}{how} needed by {}", needed_by.display())
             }
             (None, Op::Implied { why, .. }) => format!("implied: {why}"),
+            (None, Op::Record { why, .. }) => why.clone(),
             (None, _) => String::new(),
         },
         None => String::new(),

@@ -52,6 +52,7 @@ pub fn plan_lines(plan: &Plan) -> String {
                     format!("implied (generated) -> {} ({})", shown(dest), escape(why))
                 }
             },
+            Op::Record { dest, why, .. } => format!("write {} ({})", shown(dest), escape(why)),
             Op::CopyLibrary {
                 src,
                 dest,

@@ -86,9 +86,9 @@ pub fn apply(
         for (path, node) in batch.iter() {
             match &node.kind {
                 NodeKind::File { src } => copy(plan, root, &dir, path, node, src, opts, &counters)?,
-                NodeKind::Generated { content } => {
+                NodeKind::Generated { text } => {
                     let outcome = root
-                        .write_generated_in(&dir, content.text().as_bytes(), path, opts)
+                        .write_generated_in(&dir, text.as_bytes(), path, opts)
                         .map_err(|e| write_error(root, &node.kind, path, e))?;
                     count(&counters, outcome, path, "write");
                 }

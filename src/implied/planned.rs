@@ -159,7 +159,7 @@ fn nsswitch_text(map: &mut ImageMap, facts: &LibcFacts) -> Option<String> {
     let at = map.resolve(path, true).ok()?;
     match &map.nodes.get(&at)?.kind {
         NodeKind::File { src } => std::fs::read_to_string(src).ok(),
-        NodeKind::Generated { content } => Some(content.text().to_string()),
+        NodeKind::Generated { text } => Some(text.to_string()),
         _ => None,
     }
 }

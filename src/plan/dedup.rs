@@ -30,14 +30,16 @@ fn key(op: &Op) -> Key {
             ..
         } => Key::Dir(src.clone(), dest.clone(), *contents_only),
         Op::CopyFile { dest, .. } => Key::File(dest.clone()),
-        Op::CopyLibrary { dest, .. } | Op::Implied { dest, .. } => Key::Library(dest.clone()),
+        Op::CopyLibrary { dest, .. } | Op::Implied { dest, .. } | Op::Record { dest, .. } => {
+            Key::Library(dest.clone())
+        }
     }
 }
 
 fn keeps_first(op: &Op) -> bool {
     matches!(
         op,
-        Op::Mkdir { .. } | Op::CopyLibrary { .. } | Op::Implied { .. }
+        Op::Mkdir { .. } | Op::CopyLibrary { .. } | Op::Implied { .. } | Op::Record { .. }
     )
 }
 

@@ -16,10 +16,10 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{ImpliedContent, Op, Plan};
 use crate::fs::{EntryKind, ImagePath, Lookup, lookup_on_disk, resolve_in_root_with};
-use crate::implied::Generated;
 
 /// What one image path becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +33,10 @@ pub enum NodeKind {
     },
     /// A FIFO, socket or device node of a dir copy (its type and metadata are in the entry).
     Special,
-    /// A file copy_bom writes itself (an implied account file or NSS configuration).
+    /// A file copy_bom writes itself (an implied account file or NSS configuration, a
+    /// `--dpkg-status` record).
     Generated {
-        content: Generated,
+        text: Arc<str>,
     },
 }
 
@@ -140,6 +141,19 @@ impl ImageMap {
         })?;
         let owner = self.nodes.get(&at)?;
         (owner.op == op).then_some(at)
+    }
+
+    /// Places a file copy_bom writes to record what the image holds (operation `op`, an
+    /// [`Op::Record`] appended to the plan after the libraries): it yields to every other entry,
+    /// like an implied file.
+    pub fn place_record(&mut self, dest: ImagePath, text: &str, op: usize) {
+        self.place(Pending {
+            requested: dest,
+            kind: NodeKind::Generated { text: text.into() },
+            origin: Origin::Implied,
+            op,
+            entry: None,
+        });
     }
 
     /// Follows a renumbering of the plan's operations (`renumbered[old] == new`), after
@@ -355,7 +369,15 @@ fn pending_nodes(plan: &Plan) -> Vec<Pending> {
             Op::Implied { content, dest, .. } => {
                 let kind = match content {
                     ImpliedContent::Copy(src) => NodeKind::File { src: src.clone() },
-                    ImpliedContent::Generated(g) => NodeKind::Generated { content: *g },
+                    ImpliedContent::Generated(g) => NodeKind::Generated {
+                        text: g.text().into(),
+                    },
+                };
+                push(dest.clone(), kind, Origin::Implied, None)
+            }
+            Op::Record { dest, text, .. } => {
+                let kind = NodeKind::Generated {
+                    text: text.as_str().into(),
                 };
                 push(dest.clone(), kind, Origin::Implied, None)
             }

@@ -72,6 +72,12 @@ pub enum Op {
         /// Why: the topic, and which object imports which function.
         why: String,
     },
+    /// A file copy_bom writes to record what the image holds (`--dpkg-status`).
+    Record {
+        dest: ImagePath,
+        text: String,
+        why: String,
+    },
 }
 
 /// What an implied file holds.
@@ -93,7 +99,8 @@ impl Op {
             | Op::CopyDir { dest, .. }
             | Op::CopyFile { dest, .. }
             | Op::CopyLibrary { dest, .. }
-            | Op::Implied { dest, .. } => dest,
+            | Op::Implied { dest, .. }
+            | Op::Record { dest, .. } => dest,
         }
     }
 }

@@ -199,6 +199,7 @@ pub(crate) fn describe(plan: &Plan, op: usize) -> String {
             format!("a library of {}", needed_by.display())
         }
         (None, Op::Implied { why, .. }) => format!("an implied file ({why})"),
+        (None, Op::Record { why, .. }) => format!("a record ({why})"),
         (None, _) => plan
             .boms
             .get(p.bom)

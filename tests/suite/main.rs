@@ -37,6 +37,7 @@ mod ldso_rules;
 mod ldso_sysroot;
 mod ldso_system;
 mod malformed_elf;
+mod provenance_sbom;
 mod reproducible;
 mod run_command;
 mod safety_bad_input;
