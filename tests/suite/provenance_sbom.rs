@@ -122,7 +122,7 @@ fn build(bom: &Path, root: &Path, extra: &[&str]) {
 
 /// The `(image path, source)` of every regular file of a manifest.
 fn manifest_sources(manifest: &Path) -> Vec<(String, String)> {
-    read_json(manifest)
+    read_json(manifest)["paths"]
         .as_array()
         .unwrap()
         .iter()
@@ -305,6 +305,24 @@ fn python_and_redis_image_sboms_validate_and_agree_with_dpkg() {
     let packaged = attributed.values().filter(|p| p.is_some()).count();
     assert_eq!(contains, packaged);
     assert_eq!(sp["creationInfo"]["created"], "2023-11-14T22:13:20Z");
+
+    // Both documents name the image's digest, as `copy_bom digest` computes it.
+    let out = copy_bom()
+        .arg("digest")
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let digest = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    assert_eq!(read_json(&manifest)["digest"], digest.as_str());
+    let properties = doc["metadata"]["properties"].to_string();
+    assert!(properties.contains(&digest), "{properties}");
+    assert!(
+        sp["comment"].to_string().contains(&digest),
+        "{}",
+        sp["comment"]
+    );
 }
 
 #[test]
@@ -481,7 +499,7 @@ fn a_sysroot_is_attributed_from_its_own_database() {
     // With --sbom the manifest names each file's package (null: unpackaged).
     let records = read_json(&manifest);
     let package_of = |p: &str| {
-        records
+        records["paths"]
             .as_array()
             .unwrap()
             .iter()
