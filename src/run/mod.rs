@@ -358,7 +358,7 @@ mod tests {
         let outcome = outcome(vec![
             Message::Miss {
                 path: "/nonexistent/a".into(),
-                how: Use::Probe,
+                how: Use::Read,
                 by: None,
             },
             Message::Ended(Ending::Exited(1)),

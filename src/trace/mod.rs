@@ -59,6 +59,7 @@ pub fn trace(command: &[OsString], opts: &TraceOptions) -> Result<Traced> {
         program,
         args,
         env: None,
+        filter: false,
     };
     let (accesses, ending) = tracer::run(&launch).map_err(|e| {
         Error::new(

@@ -60,6 +60,8 @@ fn build(
         .arg(root)
         .arg("--manifest")
         .arg(manifest)
+        .arg("--sbom")
+        .arg(manifest.with_extension("cdx.json"))
         .args(["--implicit", "--jobs", jobs])
         .env("TZ", tz)
         .env("LC_ALL", locale)
@@ -134,6 +136,9 @@ fn builds_with_one_source_date_epoch_are_identical_whatever_else_differs() {
         std::fs::read(&man1).unwrap() == std::fs::read(&man2).unwrap(),
         "the manifests differ"
     );
+    let sbom = |m: &PathBuf| std::fs::read(m.with_extension("cdx.json")).unwrap();
+    assert!(sbom(&man1) == sbom(&man2), "the SBOMs differ");
+    assert!(String::from_utf8_lossy(&sbom(&man1)).contains(&d));
     assert_eq!(out1.stdout, out2.stdout, "the summaries differ");
     for root in [&root1, &root2] {
         assert_eq!(newer_than(root, EPOCH), Vec::<String>::new());
