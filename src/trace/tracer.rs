@@ -509,19 +509,18 @@ impl Tracer {
             return;
         }
         match info.op {
-            libc::PTRACE_SYSCALL_INFO_ENTRY => {
-                // SAFETY: `op` says the entry member is the one filled.
-                let entry = unsafe { info.u.entry };
+            libc::PTRACE_SYSCALL_INFO_ENTRY | libc::PTRACE_SYSCALL_INFO_SECCOMP => {
+                // SAFETY: `op` says which member is filled; both begin with the call's number
+                // and arguments.
+                let (number, args) = unsafe {
+                    if info.op == libc::PTRACE_SYSCALL_INFO_ENTRY {
+                        (info.u.entry.nr, info.u.entry.args)
+                    } else {
+                        (info.u.seccomp.nr, info.u.seccomp.args)
+                    }
+                };
                 let pending = (info.arch == nr::AUDIT_ARCH)
-                    .then(|| entry_path(pid, entry.nr, &entry.args))
-                    .flatten();
-                self.pending.insert(pid, pending);
-            }
-            libc::PTRACE_SYSCALL_INFO_SECCOMP => {
-                // SAFETY: `op` says the seccomp member is the one filled.
-                let call = unsafe { info.u.seccomp };
-                let pending = (info.arch == nr::AUDIT_ARCH)
-                    .then(|| entry_path(pid, call.nr, &call.args))
+                    .then(|| entry_path(pid, number, &args))
                     .flatten();
                 self.pending.insert(pid, pending);
             }
